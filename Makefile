@@ -1,0 +1,87 @@
+# skiff: `make` builds build/skiff and build/probe; `make test` builds and runs every test.
+VERSION := 0.1.0
+CC ?= cc
+CLANG ?= clang
+BUILD := build
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -DSKIFF_VERSION='"$(VERSION)"' $(WARN) -g -MMD -MP
+CFLAGS ?= -O2
+SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDLIBS := -lpthread
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+# One object tree per flavour: plain and sanitized builds never share objects.
+obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
+
+.PHONY: all test unit fuzz-build bench demo clean format probe
+all: $(BUILD)/skiff $(BUILD)/probe
+
+$(BUILD)/plain/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS_COMMON) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/skiff: $(call obj,plain,src/main.c $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/asan/skiff: $(call obj,asan,src/main.c $(LIB_SRC))
+	$(CC) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+
+# Each unit test links the whole library, so tests exercise real objects.
+$(BUILD)/plain/tests/unit/%: $(BUILD)/plain/tests/unit/%.o $(call obj,plain,$(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/asan/tests/unit/%: $(BUILD)/asan/tests/unit/%.o $(call obj,asan,$(LIB_SRC))
+	$(CC) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/plain/tests/unit/%,$(UNIT_SRC)) \
+	     $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/unit/%,$(UNIT_SRC))
+
+# libFuzzer targets: clang only, sanitized, linked with the library's sources directly.
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DSKIFF_VERSION='"$(VERSION)"' $(WARN) -g -O1 \
+	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS)
+
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) -O2 $< -o $@ $(LDLIBS)
+
+probe $(BUILD)/probe: FORCE
+	$(MAKE) -C guest O=$(abspath $(BUILD))
+
+FORCE:
+
+test-build: all $(BUILD)/asan/skiff $(UNIT_BINS) $(FUZZ_BINS)
+
+test: test-build
+	tests/run $(BUILD)
+
+bench: all $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+	bench/startup $(BUILD)
+
+demo: all
+	$(BUILD)/skiff run --kernel $(BUILD)/probe --cpus 2 --cmdline "test=smp" --debug-exit; \
+	test $$? -eq 1
+
+format:
+	clang-format -i $(wildcard src/*.[ch] src/*/*.[ch] src/*/*/*.[ch] tests/*/*.[ch] guest/*.[ch])
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: FORCE test-build
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,157 @@
+/*
+ * ACPI tables for a hardware-reduced platform (ACPI 6.4 §4.1): no PM timer, no GPEs, no
+ * legacy PIC or PIT. Power-off goes through the sleep control register, reset through
+ * the FADT reset register; both are ports handled by devices/power.c.
+ */
+#include "layout.h"
+#include "tables.h"
+
+#include "../../util/bytes.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define RSDP_SIZE	36
+#define HEADER_SIZE	36
+#define FADT_SIZE	276
+#define XSDT_OFFSET	0x40
+#define FADT_OFFSET	0x100
+#define DSDT_OFFSET	0x300
+#define MADT_OFFSET	0x400
+
+#define FADT_WBINVD		(1u << 0)
+#define FADT_PWR_BUTTON		(1u << 4)
+#define FADT_SLP_BUTTON		(1u << 5)
+#define FADT_RESET_REG_SUP	(1u << 10)
+#define FADT_HW_REDUCED_ACPI	(1u << 20)
+#define BOOT_ARCH_NO_VGA	(1u << 2)
+#define GAS_SYSTEM_IO		1
+#define GAS_ACCESS_BYTE		1
+
+#define MADT_LOCAL_APIC		0
+#define MADT_IOAPIC		1
+#define MADT_INT_OVERRIDE	2
+#define MADT_LAPIC_NMI		4
+
+/* DefinitionBlock body: Name (_S5, Package () { 5, 5, 0, 0 }), the S5 sleep type. */
+static const uint8_t dsdt_aml[] = {
+	0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
+	0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00,
+};
+
+static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t revision)
+{
+	memcpy(t, sig, 4);
+	put_le32(t + 4, len);
+	t[8] = revision;
+	memcpy(t + 10, "SKIFF ", 6);
+	memcpy(t + 16, "SKIFFVM ", 8);
+	put_le32(t + 24, 1);
+	memcpy(t + 28, "SKIF", 4);
+	put_le32(t + 32, 1);
+}
+
+static void finish(uint8_t *t)
+{
+	table_checksum(t, get_le32(t + 4), &t[9]);
+}
+
+static void gas_io(uint8_t *g, uint16_t port)
+{
+	g[0] = GAS_SYSTEM_IO;
+	g[1] = 8;
+	g[2] = 0;
+	g[3] = GAS_ACCESS_BYTE;
+	put_le64(g + 4, port);
+}
+
+static void build_fadt(uint8_t *t, uint64_t dsdt)
+{
+	header(t, "FACP", FADT_SIZE, 6);
+	put_le32(t + 40, dsdt);
+	t[108] = 0x32; /* CMOS century register */
+	put_le16(t + 109, BOOT_ARCH_NO_VGA);
+	put_le32(t + 112, FADT_WBINVD | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_RESET_REG_SUP |
+				  FADT_HW_REDUCED_ACPI);
+	gas_io(t + 116, PORT_ACPI_RESET);
+	t[128] = ACPI_RESET_VALUE;
+	t[131] = 4; /* FADT minor version: ACPI 6.4 */
+	put_le64(t + 140, dsdt);
+	gas_io(t + 244, PORT_ACPI_SLEEP_CTL);
+	gas_io(t + 256, PORT_ACPI_SLEEP_STS);
+	memcpy(t + 268, "SKIFFVMM", 8); /* hypervisor vendor identity */
+	finish(t);
+}
+
+static uint32_t build_madt(uint8_t *t, unsigned nr_cpus)
+{
+	uint8_t *e = t + 44;
+
+	put_le32(t + 36, LAYOUT_LAPIC);
+	put_le32(t + 40, 0); /* no PCAT_COMPAT: there is no 8259 */
+	for (unsigned i = 0; i < nr_cpus; i++, e += 8) {
+		e[0] = MADT_LOCAL_APIC;
+		e[1] = 8;
+		e[2] = i; /* ACPI processor UID */
+		e[3] = i; /* APIC ID */
+		put_le32(e + 4, 1); /* enabled */
+	}
+	e[0] = MADT_IOAPIC;
+	e[1] = 12;
+	e[2] = tables_ioapic_id(nr_cpus);
+	e[3] = 0;
+	put_le32(e + 4, LAYOUT_IOAPIC);
+	put_le32(e + 8, 0); /* GSI base */
+	e += 12;
+	/* ISA IRQ 0 is wired to pin 2, as on every PC; the other ISA IRQs map 1:1. */
+	e[0] = MADT_INT_OVERRIDE;
+	e[1] = 10;
+	e[2] = 0;
+	e[3] = 0;
+	put_le32(e + 4, 2);
+	put_le16(e + 8, 0);
+	e += 10;
+	e[0] = MADT_LAPIC_NMI;
+	e[1] = 6;
+	e[2] = 0xff; /* all processors */
+	put_le16(e + 3, 0);
+	e[5] = 1; /* LINT1 */
+	e += 6;
+	header(t, "APIC", e - t, 4);
+	finish(t);
+	return e - t;
+}
+
+int acpi_build(struct guest_mem *mem, unsigned nr_cpus, uint64_t *rsdp_gpa)
+{
+	uint8_t *base = guest_mem_ptr(mem, LAYOUT_ACPI, LAYOUT_ACPI_MAX);
+	uint8_t *rsdp, *xsdt;
+
+	if (!base || nr_cpus == 0 || nr_cpus > TABLES_MAX_CPUS)
+		return -EINVAL;
+	memset(base, 0, LAYOUT_ACPI_MAX);
+
+	build_fadt(base + FADT_OFFSET, LAYOUT_ACPI + DSDT_OFFSET);
+	header(base + DSDT_OFFSET, "DSDT", HEADER_SIZE + sizeof(dsdt_aml), 2);
+	memcpy(base + DSDT_OFFSET + HEADER_SIZE, dsdt_aml, sizeof(dsdt_aml));
+	finish(base + DSDT_OFFSET);
+	build_madt(base + MADT_OFFSET, nr_cpus);
+
+	xsdt = base + XSDT_OFFSET;
+	header(xsdt, "XSDT", HEADER_SIZE + 2 * 8, 1);
+	put_le64(xsdt + HEADER_SIZE, LAYOUT_ACPI + FADT_OFFSET);
+	put_le64(xsdt + HEADER_SIZE + 8, LAYOUT_ACPI + MADT_OFFSET);
+	finish(xsdt);
+
+	/* ACPI 6.4 §5.2.5.3: the first 20 bytes and all 36 have their own checksums. */
+	rsdp = base;
+	memcpy(rsdp, "RSD PTR ", 8);
+	memcpy(rsdp + 9, "SKIFF ", 6);
+	rsdp[15] = 2;
+	put_le32(rsdp + 20, RSDP_SIZE);
+	put_le64(rsdp + 24, LAYOUT_ACPI + XSDT_OFFSET);
+	table_checksum(rsdp, 20, &rsdp[8]);
+	table_checksum(rsdp, RSDP_SIZE, &rsdp[32]);
+	*rsdp_gpa = LAYOUT_ACPI;
+	return 0;
+}

@@ -1,0 +1,221 @@
+#include "config.h"
+
+#include "arch/x86/tables.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+int config_parse_size(const char *text, uint64_t *bytes)
+{
+	uint64_t value = 0, shift = 20;
+	const char *p = text;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (value > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		value = value * 10 + (*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		shift = 10;
+		break;
+	case 'm': case 'M':
+		shift = 20;
+		break;
+	case 'g': case 'G':
+		shift = 30;
+		break;
+	case 't': case 'T':
+		shift = 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p && p[1])
+		return -EINVAL;
+	if (value > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*bytes = value << shift;
+	return 0;
+}
+
+void config_print_run_help(FILE *out)
+{
+	fprintf(out,
+		"Usage: skiff run --kernel FILE [options]\n"
+		"\n"
+		"Boots a virtual machine on KVM. The guest's COM1 is this terminal: its output\n"
+		"goes to stdout and stdin goes to the guest (a terminal is put in raw mode;\n"
+		"Ctrl-A x quits, Ctrl-A a sends Ctrl-A).\n"
+		"\n"
+		"Options:\n"
+		"  --kernel FILE      kernel to boot: an ELF with a Xen PVH note, a Linux vmlinux\n"
+		"                     ELF, or a Linux bzImage (required)\n"
+		"  --initrd FILE      initial ramdisk, loaded below the 32-bit MMIO hole\n"
+		"  --cmdline STR      kernel command line (default: empty)\n"
+		"  --cpus N           number of vCPUs, 1 to %u (default: %u)\n"
+		"  --memory SIZE      guest RAM, with a K, M, G or T suffix; a bare number is MiB;\n"
+		"                     %" PRIu64 "M to %" PRIu64 "T, a multiple of 4K (default: %" PRIu64 "M)\n"
+		"  --debug-exit       a 4-byte write of V to I/O port 0xf4 ends skiff with exit\n"
+		"                     status (V << 1) | 1, like QEMU's isa-debug-exit device\n"
+		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
+		"  -h, --help         show this help\n"
+		"\n"
+		"Exit status: 0 when the guest resets or powers off, (V << 1) | 1 after a\n"
+		"debug-exit write of V, 128+N after signal N, 2 on any error of skiff's own.\n",
+		TABLES_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 40,
+		CONFIG_DEFAULT_MEMORY >> 20);
+}
+
+static int parse_cpus(const char *text, unsigned *cpus)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || n < 1 || n > TABLES_MAX_CPUS) {
+		fprintf(stderr, "skiff: --cpus %s: must be a whole number from 1 to %u\n", text,
+			TABLES_MAX_CPUS);
+		return -EINVAL;
+	}
+	*cpus = n;
+	return 0;
+}
+
+static int parse_memory(const char *text, uint64_t *bytes)
+{
+	if (config_parse_size(text, bytes)) {
+		fprintf(stderr, "skiff: --memory %s: not a size (examples: 512M, 4G)\n", text);
+		return -EINVAL;
+	}
+	if (*bytes < CONFIG_MIN_MEMORY || *bytes > CONFIG_MAX_MEMORY) {
+		fprintf(stderr, "skiff: --memory %s: must be from %" PRIu64 "M to %" PRIu64 "T\n",
+			text, CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 40);
+		return -EINVAL;
+	}
+	if (*bytes & 0xfff) {
+		fprintf(stderr, "skiff: --memory %s: must be a multiple of 4K\n", text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
+		 OPT_LOG_LEVEL, OPT_HELP, OPT_COUNT };
+
+static const struct {
+	const char *name;
+	bool takes_value;
+} options[OPT_COUNT] = {
+	[OPT_KERNEL] = { "--kernel", true },	   [OPT_INITRD] = { "--initrd", true },
+	[OPT_CMDLINE] = { "--cmdline", true },	   [OPT_CPUS] = { "--cpus", true },
+	[OPT_MEMORY] = { "--memory", true },	   [OPT_DEBUG_EXIT] = { "--debug-exit", false },
+	[OPT_LOG_LEVEL] = { "--log-level", true }, [OPT_HELP] = { "--help", false },
+};
+
+/* Matches "--name", "--name=value"; returns the option or -1. */
+static int match_option(const char *arg, const char **inline_value)
+{
+	if (!strcmp(arg, "-h"))
+		return OPT_HELP;
+	for (int i = 0; i < OPT_COUNT; i++) {
+		size_t len = strlen(options[i].name);
+
+		if (strncmp(arg, options[i].name, len))
+			continue;
+		if (arg[len] == '\0') {
+			*inline_value = NULL;
+			return i;
+		}
+		if (arg[len] == '=' && options[i].takes_value) {
+			*inline_value = arg + len + 1;
+			return i;
+		}
+	}
+	return -1;
+}
+
+static int apply_option(int id, const char *value, struct run_options *opts)
+{
+	enum log_level level;
+
+	switch (id) {
+	case OPT_KERNEL:
+		opts->vm.kernel_path = value;
+		return 0;
+	case OPT_INITRD:
+		opts->vm.initrd_path = value;
+		return 0;
+	case OPT_CMDLINE:
+		opts->vm.cmdline = value;
+		return 0;
+	case OPT_CPUS:
+		return parse_cpus(value, &opts->vm.cpus);
+	case OPT_MEMORY:
+		return parse_memory(value, &opts->vm.memory);
+	case OPT_DEBUG_EXIT:
+		opts->vm.debug_exit = true;
+		return 0;
+	case OPT_LOG_LEVEL:
+		if (log_parse_level(value, &level)) {
+			fprintf(stderr, "skiff: --log-level %s: must be off, error, warn, info or "
+					"debug\n", value);
+			return -EINVAL;
+		}
+		opts->log_level = level;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+enum config_result config_parse_run(int argc, char *const argv[], struct run_options *opts)
+{
+	bool seen[OPT_COUNT] = { false };
+
+	memset(opts, 0, sizeof(*opts));
+	opts->vm.cpus = CONFIG_DEFAULT_CPUS;
+	opts->vm.memory = CONFIG_DEFAULT_MEMORY;
+	opts->log_level = LOG_WARN;
+
+	for (int i = 0; i < argc; i++) {
+		const char *value;
+		int id = match_option(argv[i], &value);
+
+		if (id < 0) {
+			fprintf(stderr, "skiff: run: unknown option '%s' (see skiff run --help)\n",
+				argv[i]);
+			return CONFIG_ERROR;
+		}
+		if (id == OPT_HELP) {
+			config_print_run_help(stdout);
+			return CONFIG_HELP;
+		}
+		if (seen[id]) {
+			fprintf(stderr, "skiff: %s given more than once\n", options[id].name);
+			return CONFIG_ERROR;
+		}
+		seen[id] = true;
+		if (options[id].takes_value && !value) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "skiff: %s needs a value\n", options[id].name);
+				return CONFIG_ERROR;
+			}
+			value = argv[++i];
+		}
+		if (apply_option(id, value, opts))
+			return CONFIG_ERROR;
+	}
+	if (!opts->vm.kernel_path) {
+		fprintf(stderr, "skiff: run: --kernel FILE is required (see skiff run --help)\n");
+		return CONFIG_ERROR;
+	}
+	return CONFIG_OK;
+}

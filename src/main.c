@@ -1,0 +1,105 @@
+/* skiff: a virtual machine monitor on Linux KVM. */
+#include "config.h"
+#include "log.h"
+#include "terminal.h"
+#include "vmm/event.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define EXIT_SKIFF_ERROR 2
+
+static void print_help(FILE *out)
+{
+	fprintf(out, "Usage: skiff COMMAND [options]\n"
+		     "\n"
+		     "skiff is a virtual machine monitor on Linux KVM.\n"
+		     "\n"
+		     "Commands:\n"
+		     "  run            boot a virtual machine (see skiff run --help)\n"
+		     "\n"
+		     "Options:\n"
+		     "  -h, --help     show this help\n"
+		     "  -V, --version  print skiff's version\n");
+}
+
+/* Signals that stop the VM are read from a signalfd; the kick signal is for vCPU threads. */
+static int setup_signals(void)
+{
+	sigset_t set;
+	sigset_t blocked;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (vcpu_kick_signal_init())
+		return -1;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGQUIT);
+	blocked = set;
+	sigaddset(&blocked, SIGUSR1); /* the kick: unblocked only in vCPU threads */
+	pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int cmd_run(int argc, char *const argv[])
+{
+	struct run_options opts;
+	struct terminal term;
+	struct vm vm;
+	int signal_fd, status;
+
+	switch (config_parse_run(argc, argv, &opts)) {
+	case CONFIG_HELP:
+		return 0;
+	case CONFIG_ERROR:
+		return EXIT_SKIFF_ERROR;
+	case CONFIG_OK:
+		break;
+	}
+	log_set_level(opts.log_level);
+	signal_fd = setup_signals();
+	if (signal_fd < 0) {
+		log_error("setting up signals: %m");
+		return EXIT_SKIFF_ERROR;
+	}
+	if (vm_create(&vm, &opts.vm, STDOUT_FILENO)) {
+		vm_destroy(&vm);
+		return EXIT_SKIFF_ERROR;
+	}
+	if (terminal_setup(&term, STDIN_FILENO))
+		log_warn("stdin: cannot switch the terminal to raw mode: %m");
+	if (vm_start(&vm) == 0)
+		event_loop_run(&vm, &term, STDIN_FILENO, signal_fd);
+	status = vm_join(&vm);
+	terminal_restore();
+	vm_destroy(&vm);
+	close(signal_fd);
+	return status;
+}
+
+int main(int argc, char *argv[])
+{
+	if (argc < 2) {
+		print_help(stderr);
+		return EXIT_SKIFF_ERROR;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		print_help(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("skiff %s\n", SKIFF_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 2, argv + 2);
+	fprintf(stderr, "skiff: unknown command '%s' (see skiff --help)\n", argv[1]);
+	return EXIT_SKIFF_ERROR;
+}

@@ -1,0 +1,165 @@
+#include "vcpu.h"
+
+#include "vm.h"
+
+#include "../log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SIG_KICK SIGUSR1
+#define EXIT_VMM_ERROR 2
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only here to make KVM_RUN return EINTR */
+}
+
+int vcpu_kick_signal_init(void)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIG_KICK, &sa, NULL) < 0 ? -errno : 0;
+}
+
+int vcpu_create(struct vcpu *vcpu, struct vm *vm, unsigned index, size_t run_size)
+{
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->index = index;
+	vcpu->run_size = run_size;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, index);
+	if (vcpu->fd < 0)
+		return -errno;
+	vcpu->run = mmap(NULL, run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		int err = -errno;
+
+		close(vcpu->fd);
+		vcpu->fd = -1;
+		vcpu->run = NULL;
+		return err;
+	}
+	return 0;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->run_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+static void handle_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+
+	/* String instructions arrive as count back-to-back accesses. */
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+		bus_access(&vcpu->vm->pio, run->io.port, data, run->io.size, is_write);
+}
+
+/* Returns false when the vCPU must stop. */
+static bool handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct vm *vm = vcpu->vm;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(vcpu);
+		return true;
+	case KVM_EXIT_MMIO:
+		bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data,
+			   run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
+		return true;
+	case KVM_EXIT_IOAPIC_EOI:
+		ioapic_eoi(&vm->ioapic, run->eoi.vector);
+		return true;
+	case KVM_EXIT_HLT:
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		/* A triple fault resets a PC. */
+		log_info("vcpu %u: triple fault: guest reset", vcpu->index);
+		vm_request_stop(vm, 0);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_CRASH) {
+			log_error("vcpu %u: guest reported a crash", vcpu->index);
+			vm_request_stop(vm, EXIT_VMM_ERROR);
+		} else {
+			log_info("vcpu %u: system event %u", vcpu->index, run->system_event.type);
+			vm_request_stop(vm, 0);
+		}
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		log_error("vcpu %u: KVM internal error, suberror %u", vcpu->index,
+			  run->internal.suberror);
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		log_error("vcpu %u: VM entry failed, reason 0x%llx", vcpu->index,
+			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		break;
+	default:
+		log_error("vcpu %u: unexpected KVM exit reason %u", vcpu->index, run->exit_reason);
+		break;
+	}
+	vm_request_stop(vm, EXIT_VMM_ERROR);
+	return false;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	sigset_t kick;
+
+	sigemptyset(&kick);
+	sigaddset(&kick, SIG_KICK);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+
+	while (!atomic_load(&vm->stopping)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			log_error("vcpu %u: KVM_RUN: %s", vcpu->index, strerror(errno));
+			vm_request_stop(vm, EXIT_VMM_ERROR);
+			break;
+		}
+		if (!handle_exit(vcpu))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	char name[16];
+	int err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+
+	if (err)
+		return -err;
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	pthread_setname_np(vcpu->thread, name);
+	atomic_store(&vcpu->started, true);
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	if (atomic_load(&vcpu->started))
+		pthread_kill(vcpu->thread, SIG_KICK);
+}

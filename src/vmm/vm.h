@@ -1,0 +1,61 @@
+/* One virtual machine: KVM handles, guest RAM, buses, platform devices and vCPUs. */
+#ifndef SKIFF_VM_H
+#define SKIFF_VM_H
+
+#include "bus.h"
+#include "memory.h"
+
+#include "../devices/i8042.h"
+#include "../devices/ioapic.h"
+#include "../devices/rtc.h"
+#include "../devices/serial.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path; /* NULL: none */
+	const char *cmdline;	 /* NULL: empty */
+	unsigned cpus;
+	uint64_t memory;
+	bool debug_exit;
+};
+
+struct vcpu;
+
+struct vm {
+	int kvm_fd;
+	int vm_fd;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct kvm_cpuid2 *cpuid;
+	unsigned nr_vcpus;
+	struct vcpu *vcpus;
+
+	struct ioapic ioapic;
+	struct serial serial;
+	struct i8042 i8042;
+	struct rtc rtc;
+	struct power_ctl power;
+	bool devices_ready; /* the devices above need destroying */
+
+	atomic_bool stopping;
+	int exit_status;
+	int stop_fd; /* eventfd: readable once the VM has been asked to stop */
+};
+
+/* Builds the machine described by cfg, ready to run. Logs one line and returns -errno. */
+int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd);
+/* Starts one thread per vCPU. */
+int vm_start(struct vm *vm);
+/* Asks the VM to stop with status (the first request wins); safe from any thread. */
+void vm_request_stop(struct vm *vm, int status);
+/* Joins the vCPU threads after a stop request; returns the exit status. */
+int vm_join(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+#endif
