@@ -32,17 +32,21 @@ $(BUILD)/asan/%.o: %.c
 	@$(CC) $(CFLAGS_COMMON) $(SAN_FLAGS) -c $< -o $@
 
 $(BUILD)/skiff: $(call obj,plain,src/main.c $(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/asan/skiff: $(call obj,asan,src/main.c $(LIB_SRC))
-	$(CC) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
 
 # Each unit test links the whole library, so tests exercise real objects.
 $(BUILD)/plain/tests/unit/%: $(BUILD)/plain/tests/unit/%.o $(call obj,plain,$(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/asan/tests/unit/%: $(BUILD)/asan/tests/unit/%.o $(call obj,asan,$(LIB_SRC))
-	$(CC) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(SAN_FLAGS) $^ -o $@ $(LDLIBS)
 
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/plain/tests/unit/%,$(UNIT_SRC)) \
 	     $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/unit/%,$(UNIT_SRC))
@@ -52,7 +56,8 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -DSKIFF_VERSION='"$(VERSION)"' $(WARN) -
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS)
+	@echo "  FUZZ    $@"
+	@$(CLANG) $(FUZZ_CFLAGS) $< $(LIB_SRC) -o $@ $(LDLIBS)
 
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 

@@ -70,6 +70,22 @@ static void handle_io(struct vcpu *vcpu)
 		bus_access(&vcpu->vm->pio, run->io.port, data, run->io.size, is_write);
 }
 
+/* For diagnosing guest crashes: where the vCPU was and in which mode. */
+static void log_state(const struct vcpu *vcpu)
+{
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+
+	if (log_get_level() < LOG_DEBUG || ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0)
+		return;
+	log_debug("vcpu %u: rip=0x%llx rsp=0x%llx rflags=0x%llx cs=0x%x cr0=0x%llx cr3=0x%llx cr4=0x%llx "
+		  "efer=0x%llx", vcpu->index, (unsigned long long)regs.rip,
+		  (unsigned long long)regs.rsp, (unsigned long long)regs.rflags, sregs.cs.selector, (unsigned long long)sregs.cr0,
+		  (unsigned long long)sregs.cr3, (unsigned long long)sregs.cr4,
+		  (unsigned long long)sregs.efer);
+}
+
 /* Returns false when the vCPU must stop. */
 static bool handle_exit(struct vcpu *vcpu)
 {
@@ -93,6 +109,7 @@ static bool handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault resets a PC. */
 		log_info("vcpu %u: triple fault: guest reset", vcpu->index);
+		log_state(vcpu);
 		vm_request_stop(vm, 0);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:
@@ -107,6 +124,7 @@ static bool handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_INTERNAL_ERROR:
 		log_error("vcpu %u: KVM internal error, suberror %u", vcpu->index,
 			  run->internal.suberror);
+		log_state(vcpu);
 		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		log_error("vcpu %u: VM entry failed, reason 0x%llx", vcpu->index,

@@ -141,19 +141,18 @@ static int set_msrs(int vcpu_fd)
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WRITEBACK },
 	};
 	enum { N = sizeof(init) / sizeof(init[0]) };
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry entries[N];
-	} msrs;
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + N * sizeof(msrs->entries[0]));
 	int ret;
 
-	memset(&msrs, 0, sizeof(msrs));
-	msrs.hdr.nmsrs = N;
+	if (!msrs)
+		return -ENOMEM;
+	msrs->nmsrs = N;
 	for (unsigned i = 0; i < N; i++) {
-		msrs.entries[i].index = init[i].index;
-		msrs.entries[i].data = init[i].value;
+		msrs->entries[i].index = init[i].index;
+		msrs->entries[i].data = init[i].value;
 	}
-	ret = ioctl(vcpu_fd, KVM_SET_MSRS, &msrs);
+	ret = ioctl(vcpu_fd, KVM_SET_MSRS, msrs);
+	free(msrs);
 	if (ret < 0)
 		return -errno;
 	return ret == N ? 0 : -EINVAL;
@@ -208,9 +207,12 @@ int cpu_set_boot_regs(int vcpu_fd, const struct boot_entry *entry)
 		return -errno;
 	sregs.cs = flat_segment(0x10, 0xb, long_mode);
 	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
-	/* VMX wants a usable busy TSS even though nothing will switch tasks. */
-	sregs.tr = (struct kvm_segment){ .selector = 0x20, .limit = 0x67, .type = 0xb,
-					 .present = 1 };
+	/*
+	 * TR as after RESET (SDM vol. 3, 9.1.1), which VMX accepts. The 64 KiB limit
+	 * matters on this project's hosts: their emulator checks port access against the
+	 * TSS I/O bitmap, and QEMU's guests see the same TR.
+	 */
+	sregs.tr = (struct kvm_segment){ .limit = 0xffff, .type = 0xb, .present = 1 };
 	sregs.gdt.base = LAYOUT_GDT;
 	sregs.gdt.limit = 4 * 8 - 1;
 	sregs.cr0 = CR0_PE | CR0_ET;
