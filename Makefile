@@ -76,6 +76,7 @@ test: test-build
 	tests/run $(BUILD)
 
 bench: all $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+	$(BUILD)/bench/irqchip_cost 9
 	bench/startup $(BUILD)
 
 demo: all

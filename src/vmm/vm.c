@@ -67,7 +67,8 @@ static int open_kvm(struct vm *vm)
 
 /*
  * Split irqchip: LAPICs in KVM, IOAPIC in skiff, no PIC or PIT. Measured here, the full
- * in-kernel irqchip adds ~14 ms and the PIT ~8 ms more to VM teardown (docs/irqchip.md).
+ * in-kernel irqchip adds ~15 ms and the PIT ~8 ms more to VM teardown
+ * (bench/irqchip_cost.c, docs/architecture.md).
  */
 static int create_machine(struct vm *vm, const struct vm_config *cfg)
 {

@@ -53,25 +53,34 @@ class Guest:
         self.proc.stdin.flush()
 
     def wait_exit(self, timeout=TIMEOUT):
-        """Returns the exit status, or None (after killing it) if it did not exit in time."""
+        """Returns the exit status, or None (after killing it) if it did not exit in time.
+
+        Also records the process's own resource usage in self.rusage.
+        """
         deadline = time.monotonic() + timeout
         while True:
+            pid, status, rusage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 self.kill()
                 return None
-            if not self._pump(min(left, 0.5)) and self.proc.poll() is not None:
+            if not self._pump(min(left, 0.05)):
+                # Both streams closed: the process is on its way out; poll its exit.
+                select.select([], [], [], min(left, 0.01))
+        while self._pump(0):  # output written just before the exit
+            if all(f.closed for f in (self.proc.stdout, self.proc.stderr)):
                 break
-            if self.proc.poll() is not None and self.proc.stdout.closed \
-                    and self.proc.stderr.closed:
-                break
-        return self.proc.wait()
+        self.rusage = rusage
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        return self.proc.returncode
 
     def signal(self, sig):
         self.proc.send_signal(sig)
 
     def kill(self):
-        if self.proc.poll() is None:
+        if self.proc.returncode is None:
             self.proc.kill()
             self.proc.wait()
 
@@ -92,6 +101,13 @@ def run(argv, timeout=TIMEOUT, stdin=subprocess.DEVNULL, **kw):
     g = Guest(argv, stdin=stdin, **kw)
     status = g.wait_exit(timeout)
     return status, g.text(), g.errors()
+
+
+def run_guest(argv, timeout=TIMEOUT, stdin=subprocess.DEVNULL, **kw):
+    """Like run(), but returns the finished Guest (for its rusage)."""
+    g = Guest(argv, stdin=stdin, **kw)
+    g.wait_exit(timeout)
+    return g
 
 
 def qemu_argv(probe, cpus, memory, cmdline):

@@ -219,6 +219,7 @@ TEST(bzimage_malformed)
 	CHECK(load(n, NULL, NULL, 0, &e) < 0); /* header too short for 2.06 */
 	make_bzimage();
 	CHECK(load(0x300, NULL, NULL, 0, &e) < 0); /* truncated */
+	CHECK(load(0x206, NULL, NULL, 0, &e) < 0); /* ends inside the version field */
 }
 
 TEST(cmdline_and_initrd_limits)

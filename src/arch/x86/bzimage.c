@@ -40,6 +40,10 @@ static int check_header(const struct boot_image *img, size_t *hdr_end)
 	if (img->size < OFF_HEADER + 4 || get_le16(d + OFF_BOOT_FLAG) != BOOT_FLAG ||
 	    get_le32(d + OFF_HEADER) != HDRS_MAGIC)
 		return -ENOEXEC;
+	if (img->size < OFF_VERSION + 2) {
+		log_error("%s: truncated bzImage header (%zu bytes)", img->name, img->size);
+		return -EINVAL;
+	}
 	*hdr_end = OFF_HEADER + d[OFF_JUMP + 1];
 	version = get_le16(d + OFF_VERSION);
 	if (version < 0x206) {
