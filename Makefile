@@ -66,7 +66,7 @@ $(BUILD)/bench/%: bench/%.c
 	$(CC) $(CFLAGS_COMMON) -O2 $< -o $@ $(LDLIBS)
 
 probe $(BUILD)/probe: FORCE
-	$(MAKE) -C guest O=$(abspath $(BUILD))
+	@$(MAKE) -s -C guest O=$(abspath $(BUILD))
 
 FORCE:
 
