@@ -44,6 +44,7 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size, uint64_t hole_start,
 		goto fail;
 	mem->size = size;
 	mem->nr_regions = guest_mem_layout(size, hole_start, hole_end, mem->regions);
+	mem->zero_filled = true; /* a new memfd reads as zeroes */
 	assign_host(mem);
 	return 0;
 fail:
@@ -84,6 +85,12 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 			return r->host + (gpa - r->gpa);
 	}
 	return NULL;
+}
+
+void guest_mem_clear(const struct guest_mem *mem, void *host, size_t len)
+{
+	if (!mem->zero_filled)
+		memset(host, 0, len);
 }
 
 uint64_t guest_mem_low_end(const struct guest_mem *mem)

@@ -2,6 +2,8 @@
 #ifndef SKIFF_MEMORY_H
 #define SKIFF_MEMORY_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define GUEST_MEM_MAX_REGIONS 2
@@ -18,6 +20,11 @@ struct guest_mem {
 	uint64_t size;
 	unsigned nr_regions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+	/*
+	 * RAM came zero-filled and untouched, so loaders need not clear what they lay out:
+	 * clearing would only fault in pages the guest may never use.
+	 */
+	bool zero_filled;
 };
 
 /* Splits size bytes of RAM around [hole_start, hole_end); returns the number of regions. */
@@ -33,6 +40,8 @@ void guest_mem_destroy(struct guest_mem *mem);
 
 /* Host pointer to [gpa, gpa + len) if it lies wholly inside one RAM region, else NULL. */
 void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+/* Zeroes host bytes of guest RAM, unless RAM is known to be zero already. */
+void guest_mem_clear(const struct guest_mem *mem, void *host, size_t len);
 /* End of the RAM region that starts at 0: the top of 32-bit addressable RAM. */
 uint64_t guest_mem_low_end(const struct guest_mem *mem);
 

@@ -83,6 +83,7 @@ def report_test(cpus, memory, mib):
 for _cpus in (1, 2, 4):
     for _mem, _mib in (("64M", 64), ("1G", 1024), ("5G", 5120)):
         test(report_test(_cpus, _mem, _mib))
+test(report_test(2, "16G", 16384))  # the "at least 16G"
 
 
 @test

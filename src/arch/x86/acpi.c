@@ -129,7 +129,7 @@ int acpi_build(struct guest_mem *mem, unsigned nr_cpus, uint64_t *rsdp_gpa)
 
 	if (!base || nr_cpus == 0 || nr_cpus > TABLES_MAX_CPUS)
 		return -EINVAL;
-	memset(base, 0, LAYOUT_ACPI_MAX);
+	guest_mem_clear(mem, base, LAYOUT_ACPI_MAX);
 
 	build_fadt(base + FADT_OFFSET, LAYOUT_ACPI + DSDT_OFFSET);
 	header(base + DSDT_OFFSET, "DSDT", HEADER_SIZE + sizeof(dsdt_aml), 2);

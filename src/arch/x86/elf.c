@@ -109,7 +109,7 @@ static int load_segment(struct guest_mem *mem, const struct boot_image *img, con
 		return -EINVAL;
 	}
 	memcpy(dst, img->data + offset, filesz);
-	memset(dst + filesz, 0, memsz - filesz);
+	guest_mem_clear(mem, dst + filesz, memsz - filesz); /* bss */
 	if (paddr + memsz > *end)
 		*end = paddr + memsz;
 	return 0;

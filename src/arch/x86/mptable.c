@@ -40,7 +40,7 @@ int mptable_build(struct guest_mem *mem, unsigned nr_cpus)
 
 	if (!fp || nr_cpus == 0 || nr_cpus > TABLES_MAX_CPUS)
 		return -EINVAL;
-	memset(fp, 0, LAYOUT_MPTABLE_MAX);
+	guest_mem_clear(mem, fp, LAYOUT_MPTABLE_MAX);
 	table = fp + FLOATING_SIZE;
 	e = table + HEADER_SIZE;
 
