@@ -90,4 +90,6 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: FORCE test-build
+# Keep intermediate objects: make would otherwise delete them after tests/run's last line.
+.SECONDARY:
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

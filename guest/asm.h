@@ -30,4 +30,20 @@
 
 #define USER_RETURN_VECTOR	6	/* #UD: CPL3 code ends with ud2 */
 
+#ifdef __ASSEMBLER__
+/* From protected mode with paging off (or real mode with a GDT loaded) into long mode. */
+.macro enter_long_mode
+	mov $CR4_PAE, %eax
+	mov %eax, %cr4
+	mov $pml4, %eax
+	mov %eax, %cr3
+	mov $MSR_EFER, %ecx
+	rdmsr
+	or $EFER_LME, %eax
+	wrmsr
+	mov $(CR0_PG | CR0_PE), %eax
+	mov %eax, %cr0
+.endm
+#endif
+
 #endif

@@ -21,16 +21,7 @@ pvh_start:
 	cli
 	mov %ebx, %edi
 	lgdt gdt_ptr
-	mov $CR4_PAE, %eax
-	mov %eax, %cr4
-	mov $pml4, %eax
-	mov %eax, %cr3
-	mov $MSR_EFER, %ecx
-	rdmsr
-	or $EFER_LME, %eax
-	wrmsr
-	mov $(CR0_PG | CR0_PE), %eax
-	mov %eax, %cr0
+	enter_long_mode
 	ljmp $KERNEL_CS, $start64
 
 	.code64

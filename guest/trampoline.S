@@ -14,16 +14,7 @@ trampoline_start:
 	mov %cs, %ax
 	mov %ax, %ds
 	lgdtl (trampoline_gdt_ptr - trampoline_start)
-	mov $CR4_PAE, %eax
-	mov %eax, %cr4
-	mov $pml4, %eax
-	mov %eax, %cr3
-	mov $MSR_EFER, %ecx
-	rdmsr
-	or $EFER_LME, %eax
-	wrmsr
-	mov $(CR0_PG | CR0_PE), %eax
-	mov %eax, %cr0
+	enter_long_mode
 	ljmpl $KERNEL_CS, $ap_start64
 trampoline_gdt_ptr:
 	.word GDT_SIZE - 1

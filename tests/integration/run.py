@@ -148,42 +148,32 @@ def unclaimed_port_logged_once_and_sigterm_stops(ctx):
         g.kill()
 
 
-def pty_guest(ctx, cmdline):
-    master, slave = pty.openpty()
-    before = termios.tcgetattr(slave)
-    g = Guest(ctx.argv(cmdline=cmdline), stdin=slave)
-    return g, master, slave, before
+def terminal_stop_test(name, stop, want_status):
+    """Boots with a pty as stdin, stops skiff with stop(guest, master) and checks that
+    the terminal was raw while it ran and is restored as it was afterwards."""
+    def fn(ctx):
+        master, slave = pty.openpty()
+        before = termios.tcgetattr(slave)
+        g = Guest(ctx.argv(cmdline="test=echo"), stdin=slave)
+        try:
+            check(g.wait_output("probe: echo ready"), g.text())
+            check(termios.tcgetattr(slave)[3] & termios.ICANON == 0, "terminal not raw")
+            stop(g, master)
+            status = g.wait_exit()
+            check(status == want_status, f"exit status {status}, want {want_status}")
+            check(termios.tcgetattr(slave) == before, "terminal mode not restored")
+        finally:
+            g.kill()
+            os.close(master)
+            os.close(slave)
+    fn.__name__ = name
+    return fn
 
 
-@test
-def ctrl_a_x_quits_and_restores_terminal(ctx):
-    g, master, slave, before = pty_guest(ctx, "test=echo")
-    try:
-        check(g.wait_output("probe: echo ready"), g.text())
-        check(termios.tcgetattr(slave)[3] & termios.ICANON == 0, "terminal not raw")
-        os.write(master, b"\x01x")
-        status = g.wait_exit()
-        check(status == 0, f"exit status {status}")
-        check(termios.tcgetattr(slave) == before, "terminal mode not restored")
-    finally:
-        g.kill()
-        os.close(master)
-        os.close(slave)
-
-
-@test
-def sigterm_restores_terminal(ctx):
-    g, master, slave, before = pty_guest(ctx, "test=echo")
-    try:
-        check(g.wait_output("probe: echo ready"), g.text())
-        g.signal(signal.SIGTERM)
-        status = g.wait_exit()
-        check(status == 128 + signal.SIGTERM, f"exit status {status}")
-        check(termios.tcgetattr(slave) == before, "terminal mode not restored")
-    finally:
-        g.kill()
-        os.close(master)
-        os.close(slave)
+test(terminal_stop_test("ctrl_a_x_quits_and_restores_terminal",
+                        lambda g, master: os.write(master, b"\x01x"), 0))
+test(terminal_stop_test("sigterm_restores_terminal",
+                        lambda g, master: g.signal(signal.SIGTERM), 128 + signal.SIGTERM))
 
 
 @test
