@@ -2,7 +2,7 @@
 #include "config.h"
 #include "log.h"
 #include "terminal.h"
-#include "vmm/event.h"
+#include "vmm/console.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -48,10 +48,35 @@ static int setup_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+/* SIGINT, SIGTERM, SIGHUP and SIGQUIT arrive on a signalfd and stop the VM. */
+struct signal_watch {
+	int fd;
+	struct vm *vm;
+	struct event_source src;
+};
+
+static void stop_on_signal(void *opaque)
+{
+	struct signal_watch *w = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("stopping the VM on signal %s", strsignal(si.ssi_signo));
+	vm_request_stop(w->vm, 128 + si.ssi_signo);
+}
+
+static void stop_on_escape(void *opaque)
+{
+	vm_request_stop(opaque, 0);
+}
+
 static int cmd_run(int argc, char *const argv[])
 {
 	struct run_options opts;
+	struct signal_watch signals;
 	struct terminal term;
+	struct console con;
 	struct vm vm;
 	int signal_fd, status;
 
@@ -75,8 +100,11 @@ static int cmd_run(int argc, char *const argv[])
 	}
 	if (terminal_setup(&term, STDIN_FILENO))
 		log_warn("stdin: cannot switch the terminal to raw mode: %m");
+	signals = (struct signal_watch){ .fd = signal_fd, .vm = &vm };
+	event_add(&vm.loop, &signals.src, signal_fd, stop_on_signal, &signals);
+	console_start(&con, &vm.loop, STDIN_FILENO, &vm.serial, &term, stop_on_escape, &vm);
 	if (vm_start(&vm) == 0)
-		event_loop_run(&vm, &term, STDIN_FILENO, signal_fd);
+		vm_run_events(&vm);
 	status = vm_join(&vm);
 	terminal_restore();
 	vm_destroy(&vm);

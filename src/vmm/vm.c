@@ -226,15 +226,28 @@ static int create_vcpus(struct vm *vm, unsigned count)
 	return 0;
 }
 
+static void stop_requested(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	event_loop_stop(&vm->loop);
+}
+
 int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 {
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->mem.fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->mem.fd = vm->loop.epoll_fd = -1;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0)
 		return -errno;
+	ret = event_loop_init(&vm->loop);
+	ret = ret ?: event_add(&vm->loop, &vm->stop_src, vm->stop_fd, stop_requested, vm);
+	if (ret) {
+		log_error("setting up the event loop: %s", strerror(-ret));
+		return ret;
+	}
 	ret = open_kvm(vm);
 	ret = ret ?: create_machine(vm, cfg);
 	ret = ret ?: add_devices(vm, cfg, console_out_fd);
@@ -255,6 +268,11 @@ int vm_start(struct vm *vm)
 		}
 	}
 	return 0;
+}
+
+int vm_run_events(struct vm *vm)
+{
+	return event_loop_run(&vm->loop);
 }
 
 void vm_request_stop(struct vm *vm, int status)
@@ -301,4 +319,5 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
+	event_loop_destroy(&vm->loop);
 }

@@ -3,6 +3,7 @@
 #define SKIFF_VM_H
 
 #include "bus.h"
+#include "event.h"
 #include "memory.h"
 
 #include "../devices/i8042.h"
@@ -43,15 +44,19 @@ struct vm {
 	struct power_ctl power;
 	bool devices_ready; /* the devices above need destroying */
 
+	struct event_loop loop; /* run by the main thread: see vmm/event.h */
 	atomic_bool stopping;
 	int exit_status;
 	int stop_fd; /* eventfd: readable once the VM has been asked to stop */
+	struct event_source stop_src;
 };
 
 /* Builds the machine described by cfg, ready to run. Logs one line and returns -errno. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd);
 /* Starts one thread per vCPU. */
 int vm_start(struct vm *vm);
+/* Runs the event loop on the calling thread until the VM is asked to stop. */
+int vm_run_events(struct vm *vm);
 /* Asks the VM to stop with status (the first request wins); safe from any thread. */
 void vm_request_stop(struct vm *vm, int status);
 /* Joins the vCPU threads after a stop request; returns the exit status. */
