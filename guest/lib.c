@@ -40,6 +40,29 @@ bool str_eq(const char *a, const char *b)
 	return *a == *b;
 }
 
+/* A decimal or 0x-prefixed hexadecimal number; returns what follows it, or NULL if no digits. */
+const char *parse_u64(const char *s, uint64_t *v)
+{
+	unsigned int base = 10, digit;
+	const char *digits;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	}
+	*v = 0;
+	for (digits = s;; s++) {
+		if (*s >= '0' && *s <= '9')
+			digit = *s - '0';
+		else if (base == 16 && (*s | 0x20) >= 'a' && (*s | 0x20) <= 'f')
+			digit = (*s | 0x20) - 'a' + 10;
+		else
+			break;
+		*v = *v * base + digit;
+	}
+	return s == digits ? NULL : s;
+}
+
 uint8_t checksum8(const void *p, size_t n)
 {
 	const uint8_t *b = p;

@@ -46,19 +46,33 @@ bool phys_range_ok(const struct probe *p, uint64_t addr, uint64_t len)
 	return addr < p->mapped_end && len <= p->mapped_end - addr;
 }
 
-static void parse_cmdline(struct probe *p)
+/* The value of the first key=value word after from (NULL: from the start), or NULL. */
+const char *cmdline_value(const struct probe *p, const char *key, const char *from)
 {
-	const char *s = p->cmdline;
-	size_t n = 0;
+	const char *s = from ? from : p->cmdline;
+	const char *k;
 
 	while (*s) {
-		if (!memcmp(s, "test=", 5) && (s == p->cmdline || s[-1] == ' '))
-			break;
-		s++;
+		for (k = key; *k && *k == *s; k++)
+			s++;
+		if (!*k && *s == '=')
+			return s + 1;
+		while (*s && *s != ' ')
+			s++;
+		while (*s == ' ')
+			s++;
 	}
-	if (!*s)
+	return NULL;
+}
+
+static void parse_cmdline(struct probe *p)
+{
+	const char *s = cmdline_value(p, "test", NULL);
+	size_t n = 0;
+
+	if (!s)
 		return;
-	for (s += 5; *s && *s != ' ' && n < TEST_NAME_MAX - 1; s++)
+	for (; *s && *s != ' ' && n < TEST_NAME_MAX - 1; s++)
 		p->test[n++] = *s;
 	p->test[n] = '\0';
 }
@@ -152,6 +166,19 @@ static void map_memory(struct probe *p)
 		__asm__ __volatile__("mov %0, %%cr3" : : "r"(pml4) : "memory");
 	}
 	p->mapped_end = end;
+}
+
+/* Device registers below 4 GiB: their 2 MiB page (user-accessible, as all are) becomes uncached. */
+int map_mmio(uint64_t addr)
+{
+	uint64_t *pd;
+
+	if (addr >= 4 * GIB)
+		return -1;
+	pd = (uint64_t *)(pdpt[addr >> 30] & ~(PAGE_SIZE - 1));
+	pd[addr >> 21 & 511] |= PTE_UNCACHED;
+	__asm__ __volatile__("invlpg (%0)" : : "r"(addr) : "memory");
+	return 0;
 }
 
 /* Called from entry.S on the BSP stack. */

@@ -14,7 +14,7 @@
 #define GIB		(1ULL << 30)
 
 #define MAX_MEMMAP	64
-#define CMDLINE_MAX	256
+#define CMDLINE_MAX	1024
 #define TEST_NAME_MAX	32
 
 /* No TSC calibration: this bound is several seconds at any plausible TSC rate. */
@@ -106,6 +106,11 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+static inline uint8_t mmio_read8(uint64_t addr)
+{
+	return *(volatile uint8_t *)addr;
+}
+
 static inline uint32_t mmio_read32(uint64_t addr)
 {
 	return *(volatile uint32_t *)addr;
@@ -159,6 +164,7 @@ void *memset(void *dst, int c, size_t n);
 void *memcpy(void *dst, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 bool str_eq(const char *a, const char *b);
+const char *parse_u64(const char *s, uint64_t *v);
 void printk(const char *fmt, ...);
 uint8_t checksum8(const void *p, size_t n);
 
@@ -172,6 +178,8 @@ void serial_enable_rx_irq(void);
 void __attribute__((noreturn)) probe_exit(bool pass);
 void __attribute__((noreturn)) probe_fail(const struct probe *p, const char *reason);
 bool phys_range_ok(const struct probe *p, uint64_t addr, uint64_t len);
+const char *cmdline_value(const struct probe *p, const char *key, const char *from);
+int map_mmio(uint64_t addr);
 
 /* acpi.c */
 int platform_discover(struct probe *p, const char **reason);
@@ -194,6 +202,19 @@ void ioapic_route(const struct platform *plat, unsigned int irq, uint8_t vector,
 		  uint32_t dest_apic_id);
 void irq_install(uint8_t vector);
 void irq_wait(void);
+
+/* crc32.c */
+uint32_t crc32_update(uint32_t crc, const void *buf, size_t len);
+
+/* blk.c, rng.c, net.c, bench.c: tests that tests.c lists */
+const char *test_blk_rw(struct probe *p);
+const char *test_blk_read(struct probe *p);
+const char *test_blk_id(struct probe *p);
+const char *test_blk_ro(struct probe *p);
+const char *test_rng(struct probe *p);
+const char *test_net_echo(struct probe *p);
+const char *test_blk_bench(struct probe *p);
+const char *test_net_bench(struct probe *p);
 
 /* tests.c */
 ap_work_fn test_ap_work(const char *name);

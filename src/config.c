@@ -65,6 +65,7 @@ void config_print_run_help(FILE *out)
 		"                     %" PRIu64 "M to %" PRIu64 "T, a multiple of 4K (default: %" PRIu64 "M)\n"
 		"  --debug-exit       a 4-byte write of V to I/O port 0xf4 ends skiff with exit\n"
 		"                     status (V << 1) | 1, like QEMU's isa-debug-exit device\n"
+		"  --rng              a virtio-rng device fed by the host's getrandom()\n"
 		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
 		"  -h, --help         show this help\n"
 		"\n"
@@ -109,7 +110,7 @@ static int parse_memory(const char *text, uint64_t *bytes)
 }
 
 enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
-		 OPT_LOG_LEVEL, OPT_HELP, OPT_COUNT };
+		 OPT_RNG, OPT_LOG_LEVEL, OPT_HELP, OPT_COUNT };
 
 static const struct {
 	const char *name;
@@ -118,6 +119,7 @@ static const struct {
 	[OPT_KERNEL] = { "--kernel", true },	   [OPT_INITRD] = { "--initrd", true },
 	[OPT_CMDLINE] = { "--cmdline", true },	   [OPT_CPUS] = { "--cpus", true },
 	[OPT_MEMORY] = { "--memory", true },	   [OPT_DEBUG_EXIT] = { "--debug-exit", false },
+	[OPT_RNG] = { "--rng", false },
 	[OPT_LOG_LEVEL] = { "--log-level", true }, [OPT_HELP] = { "--help", false },
 };
 
@@ -163,6 +165,9 @@ static int apply_option(int id, const char *value, struct run_options *opts)
 		return parse_memory(value, &opts->vm.memory);
 	case OPT_DEBUG_EXIT:
 		opts->vm.debug_exit = true;
+		return 0;
+	case OPT_RNG:
+		opts->vm.rng = true;
 		return 0;
 	case OPT_LOG_LEVEL:
 		if (log_parse_level(value, &level)) {

@@ -9,10 +9,13 @@
 #include "../devices/power.h"
 #include "../log.h"
 #include "../util/file.h"
+#include "../virtio/rng.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -164,12 +167,61 @@ static int add_devices(struct vm *vm, const struct vm_config *cfg, int console_o
 	return ret;
 }
 
+/* Puts a virtio device in the next 4 KiB window with the next interrupt line. */
+static int add_virtio(struct vm *vm, const struct virtio_device_ops *ops, void *dev)
+{
+	unsigned i = vm->nr_virtio;
+	uint64_t base = LAYOUT_VIRTIO_BASE + (uint64_t)i * VIRTIO_MMIO_SIZE;
+	int ret;
+
+	if (i == MAX_VIRTIO_DEVICES) {
+		log_error("too many virtio devices (at most %d)", MAX_VIRTIO_DEVICES);
+		return -ENOSPC;
+	}
+	ret = virtio_mmio_init(&vm->virtio[i], ops, dev, &vm->mem, base, IRQ_VIRTIO_FIRST + i,
+			       vm->vm_fd, &vm->loop);
+	vm->nr_virtio++;
+	ret = ret ?: bus_register(&vm->mmio, base, VIRTIO_MMIO_SIZE, virtio_mmio_access,
+				  &vm->virtio[i]);
+	if (ret)
+		log_error("setting up %s: %s", ops->name, strerror(-ret));
+	return ret;
+}
+
+static int add_virtio_devices(struct vm *vm, const struct vm_config *cfg)
+{
+	if (cfg->rng)
+		return add_virtio(vm, &virtio_rng_ops, NULL);
+	return 0;
+}
+
+/* The user's command line, then the virtio-mmio devices in Linux's cmdline convention. */
+static int build_cmdline(const struct vm *vm, const struct vm_config *cfg, char *buf,
+			 size_t size)
+{
+	size_t len = snprintf(buf, size, "%s", cfg->cmdline ? cfg->cmdline : "");
+
+	for (unsigned i = 0; i < vm->nr_virtio && len < size; i++)
+		len += snprintf(buf + len, size - len, "%svirtio_mmio.device=4K@0x%" PRIx64 ":%u",
+				len ? " " : "", vm->virtio[i].base, vm->virtio[i].gsi);
+	if (len >= size) {
+		log_error("--cmdline: too long with the virtio device parameters added");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int load_guest(struct vm *vm, const struct vm_config *cfg)
 {
 	struct mapped_file kernel = { 0 }, initrd = { 0 };
-	struct boot_config boot = { .cmdline = cfg->cmdline };
+	static char cmdline[LAYOUT_CMDLINE_MAX];
+	struct boot_config boot = { .cmdline = cmdline };
 	struct boot_entry entry;
 	int ret;
+
+	ret = build_cmdline(vm, cfg, cmdline, sizeof(cmdline));
+	if (ret)
+		return ret;
 
 	ret = acpi_build(&vm->mem, cfg->cpus, &boot.rsdp);
 	ret = ret ?: mptable_build(&vm->mem, cfg->cpus);
@@ -251,6 +303,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 	ret = open_kvm(vm);
 	ret = ret ?: create_machine(vm, cfg);
 	ret = ret ?: add_devices(vm, cfg, console_out_fd);
+	ret = ret ?: add_virtio_devices(vm, cfg);
 	ret = ret ?: create_vcpus(vm, cfg->cpus);
 	ret = ret ?: load_guest(vm, cfg);
 	return ret;
@@ -302,6 +355,8 @@ void vm_destroy(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nr_virtio; i++)
+		virtio_mmio_destroy(&vm->virtio[i], &vm->loop);
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_vcpus = 0;

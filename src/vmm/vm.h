@@ -10,6 +10,7 @@
 #include "../devices/ioapic.h"
 #include "../devices/rtc.h"
 #include "../devices/serial.h"
+#include "../virtio/mmio.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +24,7 @@ struct vm_config {
 	unsigned cpus;
 	uint64_t memory;
 	bool debug_exit;
+	bool rng; /* virtio-rng */
 };
 
 struct vcpu;
@@ -43,6 +45,8 @@ struct vm {
 	struct rtc rtc;
 	struct power_ctl power;
 	bool devices_ready; /* the devices above need destroying */
+	unsigned nr_virtio;
+	struct virtio_mmio virtio[MAX_VIRTIO_DEVICES];
 
 	struct event_loop loop; /* run by the main thread: see vmm/event.h */
 	atomic_bool stopping;

@@ -9,7 +9,8 @@
  *   0x0009fc00  EBDA (reserved)
  *   0x000e0000  ACPI tables, then the MP table at 0x000f0000 (reserved)
  *   0x00100000  kernels load at or above 1 MiB; RAM continues to the 32-bit hole
- *   0xc0000000  32-bit MMIO hole: IOAPIC, LAPIC, TSS for KVM
+ *   0xc0000000  32-bit MMIO hole: virtio-mmio devices from 0xd0000000, IOAPIC, LAPIC,
+ *               TSS for KVM
  *   0x100000000 the rest of RAM
  */
 #ifndef SKIFF_X86_LAYOUT_H
@@ -34,6 +35,7 @@
 
 #define LAYOUT_MMIO_HOLE	0xc0000000ULL
 #define LAYOUT_MMIO_HOLE_END	0x100000000ULL
+#define LAYOUT_VIRTIO_BASE	0xd0000000ULL /* virtio-mmio windows, 4 KiB apart */
 #define LAYOUT_IOAPIC		0xfec00000ULL
 #define LAYOUT_LAPIC		0xfee00000ULL
 #define LAYOUT_KVM_TSS		0xfffbd000ULL /* three pages KVM needs on Intel hosts */
@@ -51,6 +53,8 @@
 #define ACPI_RESET_VALUE	0x1
 #define ACPI_S5_SLP_TYP		5
 #define IRQ_COM1		4
+#define IRQ_VIRTIO_FIRST	5 /* virtio device i interrupts on GSI 5 + i */
 #define IOAPIC_PINS		24
+#define MAX_VIRTIO_DEVICES	(IOAPIC_PINS - IRQ_VIRTIO_FIRST)
 
 #endif

@@ -1,0 +1,296 @@
+#include "test.h"
+
+#include "../../src/util/bytes.h"
+#include "../../src/virtio/mmio.h"
+#include "../../src/virtio/rng.h"
+
+#include <string.h>
+#include <sys/eventfd.h>
+
+#define RAM_SIZE	(1 << 20)
+#define DESC		0x1000
+#define AVAIL		0x2000
+#define USED		0x3000
+#define DATA		0x10000
+#define QSIZE		8
+#define F_NEXT		1
+#define F_WRITE		2
+#define F_INDIRECT	4
+
+static uint8_t ram[RAM_SIZE];
+static struct guest_mem mem;
+static struct virtio_mmio t;
+
+static void wr(uint64_t off, uint32_t v)
+{
+	uint8_t b[4];
+
+	put_le32(b, v);
+	virtio_mmio_access(&t, off, b, 4, true);
+}
+
+static uint32_t rd(uint64_t off)
+{
+	uint8_t b[4];
+
+	virtio_mmio_access(&t, off, b, 4, false);
+	return get_le32(b);
+}
+
+static void put_desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+		     uint16_t next)
+{
+	uint8_t *d = ram + table + 16 * i;
+
+	put_le64(d, addr);
+	put_le32(d + 8, len);
+	put_le16(d + 12, flags);
+	put_le16(d + 14, next);
+}
+
+static void make_available(uint16_t head)
+{
+	uint16_t idx = get_le16(ram + AVAIL + 2);
+
+	put_le16(ram + AVAIL + 4 + 2 * (idx % QSIZE), head);
+	put_le16(ram + AVAIL + 2, idx + 1);
+}
+
+/* Brings the device up the way §3.1.1 says, with queue 0 at DESC/AVAIL/USED. */
+static void driver_init(const struct virtio_device_ops *ops, uint64_t features)
+{
+	memset(ram, 0, sizeof(ram));
+	guest_mem_wrap(&mem, ram, RAM_SIZE, 0xc0000000, 0x100000000);
+	CHECK(virtio_mmio_init(&t, ops, NULL, &mem, 0xd0000000, 5, -1, NULL) == 0);
+	CHECK(rd(0x000) == 0x74726976 && rd(0x004) == 2 && rd(0x008) == ops->device_id);
+	wr(0x070, 1);
+	wr(0x070, 3);
+	wr(0x024, 0);
+	wr(0x020, (uint32_t)features);
+	wr(0x024, 1);
+	wr(0x020, features >> 32);
+	wr(0x070, 0xb);
+	wr(0x030, 0);
+	CHECK(rd(0x034) >= QSIZE);
+	wr(0x038, QSIZE);
+	wr(0x080, DESC);
+	wr(0x090, AVAIL);
+	wr(0x0a0, USED);
+	wr(0x044, 1);
+	wr(0x070, 0xf);
+}
+
+static void finish(void)
+{
+	virtio_mmio_destroy(&t, NULL);
+}
+
+TEST(rng_fills_buffers_and_interrupts)
+{
+	eventfd_t irqs = 0;
+
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK(rd(0x070) == 0xf);
+	put_desc(DESC, 0, DATA, 64, F_WRITE, 0);
+	make_available(0);
+	virtio_mmio_process(&t, 0);
+	CHECK(get_le16(ram + USED + 2) == 1);
+	CHECK(get_le32(ram + USED + 4) == 0 && get_le32(ram + USED + 8) == 64);
+	CHECK(memcmp(ram + DATA, ram + DATA + 32, 32) != 0); /* random, not zero */
+	CHECK(eventfd_read(t.irq_fd, &irqs) == 0 && irqs == 1);
+	CHECK(rd(0x060) == 1);
+	wr(0x064, 1);
+	CHECK(rd(0x060) == 0);
+	finish();
+}
+
+TEST(features_must_include_version_1)
+{
+	driver_init(&virtio_rng_ops, 0);
+	CHECK(!(rd(0x070) & VIRTIO_STATUS_FEATURES_OK));
+	CHECK(rd(0x070) & VIRTIO_STATUS_NEEDS_RESET); /* DRIVER_OK without FEATURES_OK */
+	finish();
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(40));
+	CHECK(!(rd(0x070) & VIRTIO_STATUS_FEATURES_OK)); /* a bit nobody offered */
+	finish();
+}
+
+TEST(chained_and_indirect_descriptors)
+{
+	struct virtq_chain c;
+
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1) |
+					     VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC));
+	put_desc(DESC, 0, DATA, 16, 0, 0);	 /* readable */
+	put_desc(DESC, 0, DATA, 16, F_NEXT, 3);
+	put_desc(DESC, 3, 0x5000, 48, F_INDIRECT, 0);
+	put_desc(0x5000, 0, DATA + 100, 10, F_NEXT | F_WRITE, 1);
+	put_desc(0x5000, 1, DATA + 200, 20, F_NEXT | F_WRITE, 2);
+	put_desc(0x5000, 2, DATA + 300, 30, F_WRITE, 0);
+	make_available(0);
+	virtio_mmio_lock(&t);
+	CHECK(virtio_queue_pop(&t, 0, &c) == 1);
+	CHECK(c.head == 0 && c.nr_out == 1 && c.nr_in == 3);
+	CHECK(c.out_len == 16 && c.in_len == 60);
+	CHECK(c.iov[3].iov_base == ram + DATA + 300);
+	CHECK(virtio_queue_pop(&t, 0, &c) == 0); /* nothing else */
+	virtio_mmio_unlock(&t);
+	finish();
+}
+
+/* Each builder makes one bad chain at head 0; popping it must mark NEEDS_RESET. */
+static void loop_chain(void)
+{
+	put_desc(DESC, 0, DATA, 8, F_NEXT, 1);
+	put_desc(DESC, 1, DATA, 8, F_NEXT, 0);
+}
+
+static void next_out_of_range(void)
+{
+	put_desc(DESC, 0, DATA, 8, F_NEXT, QSIZE);
+}
+
+static void buffer_outside_ram(void)
+{
+	put_desc(DESC, 0, RAM_SIZE - 4, 8, 0, 0);
+}
+
+static void huge_length(void)
+{
+	put_desc(DESC, 0, DATA, 0xffffffff, 0, 0);
+}
+
+static void readable_after_writable(void)
+{
+	put_desc(DESC, 0, DATA, 8, F_WRITE | F_NEXT, 1);
+	put_desc(DESC, 1, DATA, 8, 0, 0);
+}
+
+static void nested_indirect(void)
+{
+	put_desc(DESC, 0, 0x5000, 16, F_INDIRECT, 0);
+	put_desc(0x5000, 0, 0x6000, 16, F_INDIRECT, 0);
+}
+
+static void indirect_with_next(void)
+{
+	put_desc(DESC, 0, 0x5000, 16, F_INDIRECT | F_NEXT, 1);
+}
+
+static void indirect_bad_length(void)
+{
+	put_desc(DESC, 0, 0x5000, 17, F_INDIRECT, 0);
+}
+
+static void indirect_loop(void)
+{
+	put_desc(DESC, 0, 0x5000, 32, F_INDIRECT, 0);
+	put_desc(0x5000, 0, DATA, 8, F_NEXT, 1);
+	put_desc(0x5000, 1, DATA, 8, F_NEXT, 0);
+}
+
+static void head_out_of_range(void)
+{
+	put_le16(ram + AVAIL + 4, QSIZE + 3);
+	put_le16(ram + AVAIL + 2, 1);
+}
+
+static void avail_idx_too_far(void)
+{
+	put_desc(DESC, 0, DATA, 8, 0, 0);
+	put_le16(ram + AVAIL + 2, QSIZE + 1);
+}
+
+TEST(malformed_chains_need_reset)
+{
+	static void (*const cases[])(void) = {
+		loop_chain, next_out_of_range, buffer_outside_ram, huge_length,
+		readable_after_writable, nested_indirect, indirect_with_next,
+		indirect_bad_length, indirect_loop, head_out_of_range, avail_idx_too_far,
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1) |
+						     VIRTIO_BIT(VIRTIO_F_RING_INDIRECT_DESC));
+		cases[i]();
+		if (cases[i] != head_out_of_range && cases[i] != avail_idx_too_far)
+			make_available(0);
+		virtio_mmio_process(&t, 0);
+		if (!(rd(0x070) & VIRTIO_STATUS_NEEDS_RESET))
+			printf("  case %zu not rejected\n", i);
+		CHECK(rd(0x070) & VIRTIO_STATUS_NEEDS_RESET);
+		CHECK(get_le16(ram + USED + 2) == 0);
+		wr(0x070, 0); /* reset clears it */
+		CHECK(rd(0x070) == 0);
+		finish();
+	}
+}
+
+TEST(indirect_needs_the_feature)
+{
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	put_desc(DESC, 0, 0x5000, 16, F_INDIRECT, 0);
+	put_desc(0x5000, 0, DATA, 8, F_WRITE, 0);
+	make_available(0);
+	virtio_mmio_process(&t, 0);
+	CHECK(rd(0x070) & VIRTIO_STATUS_NEEDS_RESET);
+	finish();
+}
+
+TEST(queue_outside_ram_or_bad_size)
+{
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	wr(0x070, 0);
+	wr(0x070, 0xb);
+	wr(0x038, 6); /* not a power of two */
+	wr(0x044, 1);
+	CHECK(rd(0x044) == 0 && (rd(0x070) & VIRTIO_STATUS_NEEDS_RESET));
+	wr(0x070, 0);
+	wr(0x070, 0xb);
+	wr(0x038, QSIZE);
+	wr(0x080, RAM_SIZE - 16);
+	wr(0x044, 1);
+	CHECK(rd(0x044) == 0 && (rd(0x070) & VIRTIO_STATUS_NEEDS_RESET));
+	finish();
+}
+
+TEST(event_idx_suppresses_interrupts)
+{
+	eventfd_t n;
+
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1) |
+					     VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+	put_le16(ram + AVAIL + 4 + 2 * QSIZE, 5); /* used_event: interrupt after entry 5 */
+	for (uint16_t i = 0; i < 3; i++) {
+		put_desc(DESC, i, DATA + 64 * i, 8, F_WRITE, 0);
+		make_available(i);
+		virtio_mmio_process(&t, 0);
+	}
+	CHECK(get_le16(ram + USED + 2) == 3);
+	/* the first push always signals; then none until used passes 5 */
+	CHECK(eventfd_read(t.irq_fd, &n) == 0 && n == 1);
+	CHECK(get_le16(ram + USED + 4 + 8 * QSIZE) == 3); /* avail_event follows us */
+	finish();
+}
+
+TEST(register_access_rules)
+{
+	uint8_t b[2] = { 0xaa, 0xaa };
+
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	virtio_mmio_access(&t, 0x000, b, 2, false); /* 16-bit register read: refused */
+	CHECK(b[0] == 0 && b[1] == 0);
+	CHECK(rd(0x100) == 0); /* no config space */
+	wr(0x030, 7);	       /* a queue that does not exist */
+	CHECK(rd(0x034) == 0);
+	wr(0x038, 8);
+	wr(0x044, 1);
+	CHECK(rd(0x044) == 0);
+	CHECK(rd(0x0b4) == 0xffffffff); /* no shared memory */
+	finish();
+}
+
+TEST_MAIN(T(rng_fills_buffers_and_interrupts), T(features_must_include_version_1),
+	  T(chained_and_indirect_descriptors), T(malformed_chains_need_reset),
+	  T(indirect_needs_the_feature), T(queue_outside_ram_or_bad_size),
+	  T(event_idx_suppresses_interrupts), T(register_access_rules))
