@@ -205,7 +205,8 @@ static int build_cmdline(const struct vm *vm, const struct vm_config *cfg, char 
 		len += snprintf(buf + len, size - len, "%svirtio_mmio.device=4K@0x%" PRIx64 ":%u",
 				len ? " " : "", vm->virtio[i].base, vm->virtio[i].gsi);
 	if (len >= size) {
-		log_error("--cmdline: too long with the virtio device parameters added");
+		log_error("--cmdline: longer than %zu bytes (with the virtio device parameters)",
+			  size - 1);
 		return -EINVAL;
 	}
 	return 0;

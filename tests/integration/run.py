@@ -238,7 +238,7 @@ def bad_options(ctx):
     expect_error(ctx, [s, "run", "--kernel", p, "--memory", "4M"], "--memory 4M")
     expect_error(ctx, [s, "run", "--kernel", p, "--bogus"], "--bogus")
     expect_error(ctx, [s, "frobnicate"], "unknown command")
-    expect_error(ctx, [s, "run", "--kernel", p, "--cmdline", "x" * 70000], "command line")
+    expect_error(ctx, [s, "run", "--kernel", p, "--cmdline", "x" * 70000], "--cmdline")
 
 
 @test
