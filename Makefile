@@ -8,7 +8,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -DSKIFF_VERSION='"$(VERSION)"' $(WARN) -g -MMD -MP
 CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS := -lpthread
+LDLIBS := -lpthread -luring -lslirp
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

@@ -65,14 +65,26 @@ void config_print_run_help(FILE *out)
 		"                     %" PRIu64 "M to %" PRIu64 "T, a multiple of 4K (default: %" PRIu64 "M)\n"
 		"  --debug-exit       a 4-byte write of V to I/O port 0xf4 ends skiff with exit\n"
 		"                     status (V << 1) | 1, like QEMU's isa-debug-exit device\n"
+		"  --disk PATH[,readonly][,id=NAME]\n"
+		"                     a virtio-blk disk on a raw image (repeatable, up to %d); a\n"
+		"                     read-only disk fails guest writes; NAME (1-20 characters)\n"
+		"                     is what the guest reads as the disk's serial\n"
+		"  --net tap=IFNAME[,mac=MAC]\n"
+		"  --net user[,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT][,mac=MAC]\n"
+		"                     a virtio-net device on an existing TAP interface, or on\n"
+		"                     user-mode networking (libslirp: guest 10.0.2.15, host\n"
+		"                     10.0.2.2); repeatable, up to %d; each device gets a\n"
+		"                     stable default MAC unless mac= is given\n"
 		"  --rng              a virtio-rng device fed by the host's getrandom()\n"
+		"  --console KIND     serial (default): COM1 is the terminal; virtio: a\n"
+		"                     virtio-console takes the terminal's input (both print)\n"
 		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
 		"  -h, --help         show this help\n"
 		"\n"
 		"Exit status: 0 when the guest resets or powers off, (V << 1) | 1 after a\n"
 		"debug-exit write of V, 128+N after signal N, 2 on any error of skiff's own.\n",
 		TABLES_MAX_CPUS, CONFIG_DEFAULT_CPUS, CONFIG_MIN_MEMORY >> 20, CONFIG_MAX_MEMORY >> 40,
-		CONFIG_DEFAULT_MEMORY >> 20);
+		CONFIG_DEFAULT_MEMORY >> 20, VM_MAX_DISKS, VM_MAX_NETS);
 }
 
 static int parse_cpus(const char *text, unsigned *cpus)
@@ -110,21 +122,23 @@ static int parse_memory(const char *text, uint64_t *bytes)
 }
 
 enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
-		 OPT_RNG, OPT_LOG_LEVEL, OPT_HELP, OPT_COUNT };
+		 OPT_DISK, OPT_NET, OPT_RNG, OPT_CONSOLE, OPT_LOG_LEVEL, OPT_HELP, OPT_COUNT };
 
 static const struct {
 	const char *name;
 	bool takes_value;
+	bool repeatable;
 } options[OPT_COUNT] = {
 	[OPT_KERNEL] = { "--kernel", true },	   [OPT_INITRD] = { "--initrd", true },
 	[OPT_CMDLINE] = { "--cmdline", true },	   [OPT_CPUS] = { "--cpus", true },
 	[OPT_MEMORY] = { "--memory", true },	   [OPT_DEBUG_EXIT] = { "--debug-exit", false },
-	[OPT_RNG] = { "--rng", false },
+	[OPT_DISK] = { "--disk", true, true },	   [OPT_NET] = { "--net", true, true },
+	[OPT_RNG] = { "--rng", false },		   [OPT_CONSOLE] = { "--console", true },
 	[OPT_LOG_LEVEL] = { "--log-level", true }, [OPT_HELP] = { "--help", false },
 };
 
 /* Matches "--name", "--name=value"; returns the option or -1. */
-static int match_option(const char *arg, const char **inline_value)
+static int match_option(char *arg, char **inline_value)
 {
 	if (!strcmp(arg, "-h"))
 		return OPT_HELP;
@@ -145,7 +159,7 @@ static int match_option(const char *arg, const char **inline_value)
 	return -1;
 }
 
-static int apply_option(int id, const char *value, struct run_options *opts)
+static int apply_option(int id, char *value, struct run_options *opts)
 {
 	enum log_level level;
 
@@ -166,8 +180,22 @@ static int apply_option(int id, const char *value, struct run_options *opts)
 	case OPT_DEBUG_EXIT:
 		opts->vm.debug_exit = true;
 		return 0;
+	case OPT_DISK:
+		return config_parse_disk(value, &opts->vm);
+	case OPT_NET:
+		return config_parse_net(value, &opts->vm);
 	case OPT_RNG:
 		opts->vm.rng = true;
+		return 0;
+	case OPT_CONSOLE:
+		if (!strcmp(value, "serial")) {
+			opts->vm.console = CONSOLE_SERIAL;
+		} else if (!strcmp(value, "virtio")) {
+			opts->vm.console = CONSOLE_VIRTIO;
+		} else {
+			fprintf(stderr, "skiff: --console %s: must be serial or virtio\n", value);
+			return -EINVAL;
+		}
 		return 0;
 	case OPT_LOG_LEVEL:
 		if (log_parse_level(value, &level)) {
@@ -191,7 +219,7 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 	opts->log_level = LOG_WARN;
 
 	for (int i = 0; i < argc; i++) {
-		const char *value;
+		char *value;
 		int id = match_option(argv[i], &value);
 
 		if (id < 0) {
@@ -203,7 +231,7 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 			config_print_run_help(stdout);
 			return CONFIG_HELP;
 		}
-		if (seen[id]) {
+		if (seen[id] && !options[id].repeatable) {
 			fprintf(stderr, "skiff: %s given more than once\n", options[id].name);
 			return CONFIG_ERROR;
 		}

@@ -29,4 +29,10 @@ int config_parse_size(const char *text, uint64_t *bytes);
 enum config_result config_parse_run(int argc, char *const argv[], struct run_options *opts);
 void config_print_run_help(FILE *out);
 
+/* Device options (config_devices.c). Each prints one error line and returns -EINVAL. */
+int config_parse_disk(char *text, struct vm_config *vm);	/* ends the path in text */
+int config_parse_net(const char *text, struct vm_config *vm);
+int config_parse_mac(const char *text, uint8_t mac[6]);
+int config_parse_hostfwd(const char *text, struct net_hostfwd *fwd);
+
 #endif

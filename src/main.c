@@ -102,7 +102,8 @@ static int cmd_run(int argc, char *const argv[])
 		log_warn("stdin: cannot switch the terminal to raw mode: %m");
 	signals = (struct signal_watch){ .fd = signal_fd, .vm = &vm };
 	event_add(&vm.loop, &signals.src, signal_fd, stop_on_signal, &signals);
-	console_start(&con, &vm.loop, STDIN_FILENO, &vm.serial, &term, stop_on_escape, &vm);
+	console_start(&con, &vm.loop, STDIN_FILENO, vm_console_sink(&vm), &term, stop_on_escape,
+		      &vm);
 	if (vm_start(&vm) == 0)
 		vm_run_events(&vm);
 	status = vm_join(&vm);

@@ -218,8 +218,9 @@ void serial_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 	pthread_mutex_unlock(&s->lock);
 }
 
-size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
+size_t serial_receive(void *serial, const uint8_t *buf, size_t len)
 {
+	struct serial *s = serial;
 	size_t n;
 
 	pthread_mutex_lock(&s->lock);

@@ -30,6 +30,6 @@ void serial_destroy(struct serial *s);
 /* Bus handler for the 8 registers at the base port. */
 void serial_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Queues input for the guest; returns how many bytes fitted (the rest waits for space_fd). */
-size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
+size_t serial_receive(void *serial, const uint8_t *buf, size_t len);
 
 #endif

@@ -370,6 +370,8 @@ int virtio_mmio_init(struct virtio_mmio *t, const struct virtio_device_ops *ops,
 	}
 	if (!ret && vm_fd >= 0)
 		ret = bind_kvm(t, vm_fd);
+	if (!ret && ops->attach)
+		ops->attach(dev, t);
 	return ret;
 }
 

@@ -36,6 +36,8 @@ struct virtio_device_ops {
 	unsigned nr_queues;
 	uint16_t queue_max;
 	uint32_t config_size;
+	/* Called once by virtio_mmio_init(): devices with host-side input keep t. Optional. */
+	void (*attach)(void *dev, struct virtio_mmio *t);
 	/* Device config space (NULL when config_size is 0); accesses past it never get here. */
 	void (*config_read)(void *dev, uint32_t offset, uint8_t *data, uint32_t len);
 	void (*config_write)(void *dev, uint32_t offset, const uint8_t *data, uint32_t len);

@@ -11,13 +11,13 @@ static void space_available(void *opaque);
 
 static void push_input(struct console *con)
 {
-	con->off += serial_receive(con->serial, con->buf + con->off, con->len - con->off);
+	con->off += con->sink.receive(con->sink.opaque, con->buf + con->off, con->len - con->off);
 	if (con->off < con->len) {
 		if (!con->waiting_for_space) {
 			if (con->in_fd >= 0)
 				event_del(con->loop, &con->in_src);
-			event_add(con->loop, &con->space_src, con->serial->space_fd,
-				  space_available, con);
+			event_add(con->loop, &con->space_src, con->sink.space_fd, space_available,
+				  con);
 			con->waiting_for_space = true;
 		}
 		return;
@@ -36,7 +36,7 @@ static void space_available(void *opaque)
 	struct console *con = opaque;
 	eventfd_t unused;
 
-	eventfd_read(con->serial->space_fd, &unused);
+	eventfd_read(con->sink.space_fd, &unused);
 	push_input(con);
 }
 
@@ -65,11 +65,11 @@ static void read_input(void *opaque)
 }
 
 void console_start(struct console *con, struct event_loop *loop, int in_fd,
-		   struct serial *serial, struct terminal *term, void (*quit)(void *),
+		   struct console_sink sink, struct terminal *term, void (*quit)(void *),
 		   void *quit_opaque)
 {
 	*con = (struct console){
-		.loop = loop, .serial = serial, .term = term, .quit = quit,
+		.loop = loop, .sink = sink, .term = term, .quit = quit,
 		.quit_opaque = quit_opaque, .in_fd = in_fd,
 	};
 	if (in_fd < 0 || event_add(loop, &con->in_src, in_fd, read_input, con) < 0)

@@ -9,6 +9,7 @@
 #include "../devices/power.h"
 #include "../log.h"
 #include "../util/file.h"
+#include "../virtio/console.h"
 #include "../virtio/rng.h"
 
 #include <errno.h>
@@ -167,8 +168,12 @@ static int add_devices(struct vm *vm, const struct vm_config *cfg, int console_o
 	return ret;
 }
 
-/* Puts a virtio device in the next 4 KiB window with the next interrupt line. */
-static int add_virtio(struct vm *vm, const struct virtio_device_ops *ops, void *dev)
+/*
+ * Puts a virtio device in the next 4 KiB window with the next interrupt line; the VM owns
+ * dev from here on (free_dev releases it, NULL if there is nothing to release).
+ */
+static int add_virtio(struct vm *vm, const struct virtio_device_ops *ops, void *dev,
+		      void (*free_dev)(void *))
 {
 	unsigned i = vm->nr_virtio;
 	uint64_t base = LAYOUT_VIRTIO_BASE + (uint64_t)i * VIRTIO_MMIO_SIZE;
@@ -180,6 +185,7 @@ static int add_virtio(struct vm *vm, const struct virtio_device_ops *ops, void *
 	}
 	ret = virtio_mmio_init(&vm->virtio[i], ops, dev, &vm->mem, base, IRQ_VIRTIO_FIRST + i,
 			       vm->vm_fd, &vm->loop);
+	vm->virtio_free[i] = free_dev;
 	vm->nr_virtio++;
 	ret = ret ?: bus_register(&vm->mmio, base, VIRTIO_MMIO_SIZE, virtio_mmio_access,
 				  &vm->virtio[i]);
@@ -188,11 +194,34 @@ static int add_virtio(struct vm *vm, const struct virtio_device_ops *ops, void *
 	return ret;
 }
 
-static int add_virtio_devices(struct vm *vm, const struct vm_config *cfg)
+static void free_console(void *dev)
 {
+	virtio_console_free(dev);
+}
+
+/* In a fixed order, so a configuration always gives the guest the same layout. */
+static int add_virtio_devices(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
+{
+	int ret = 0;
+
 	if (cfg->rng)
-		return add_virtio(vm, &virtio_rng_ops, NULL);
-	return 0;
+		ret = add_virtio(vm, &virtio_rng_ops, NULL, NULL);
+	if (!ret && cfg->console == CONSOLE_VIRTIO) {
+		vm->virtio_console = virtio_console_create(console_out_fd);
+		if (!vm->virtio_console) {
+			log_error("--console virtio: %s", strerror(errno));
+			return -ENOMEM;
+		}
+		ret = add_virtio(vm, &virtio_console_ops, vm->virtio_console, free_console);
+	}
+	return ret;
+}
+
+struct console_sink vm_console_sink(struct vm *vm)
+{
+	if (vm->virtio_console)
+		return virtio_console_sink(vm->virtio_console);
+	return (struct console_sink){ serial_receive, &vm->serial, vm->serial.space_fd };
 }
 
 /* The user's command line, then the virtio-mmio devices in Linux's cmdline convention. */
@@ -304,7 +333,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 	ret = open_kvm(vm);
 	ret = ret ?: create_machine(vm, cfg);
 	ret = ret ?: add_devices(vm, cfg, console_out_fd);
-	ret = ret ?: add_virtio_devices(vm, cfg);
+	ret = ret ?: add_virtio_devices(vm, cfg, console_out_fd);
 	ret = ret ?: create_vcpus(vm, cfg->cpus);
 	ret = ret ?: load_guest(vm, cfg);
 	return ret;
@@ -356,8 +385,11 @@ void vm_destroy(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
-	for (unsigned i = 0; i < vm->nr_virtio; i++)
+	for (unsigned i = 0; i < vm->nr_virtio; i++) {
 		virtio_mmio_destroy(&vm->virtio[i], &vm->loop);
+		if (vm->virtio_free[i])
+			vm->virtio_free[i](vm->virtio[i].dev);
+	}
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	vm->nr_vcpus = 0;

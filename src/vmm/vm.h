@@ -10,12 +10,20 @@
 #include "../devices/ioapic.h"
 #include "../devices/rtc.h"
 #include "../devices/serial.h"
+#include "../virtio/blk.h"
+#include "../virtio/console.h"
 #include "../virtio/mmio.h"
+#include "../virtio/net.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#define VM_MAX_DISKS 8
+#define VM_MAX_NETS  4
+
+enum console_kind { CONSOLE_SERIAL, CONSOLE_VIRTIO };
 
 struct vm_config {
 	const char *kernel_path;
@@ -24,7 +32,12 @@ struct vm_config {
 	unsigned cpus;
 	uint64_t memory;
 	bool debug_exit;
+	unsigned nr_disks;
+	struct blk_config disks[VM_MAX_DISKS];
+	unsigned nr_nets;
+	struct net_config nets[VM_MAX_NETS];
 	bool rng; /* virtio-rng */
+	enum console_kind console;
 };
 
 struct vcpu;
@@ -47,6 +60,8 @@ struct vm {
 	bool devices_ready; /* the devices above need destroying */
 	unsigned nr_virtio;
 	struct virtio_mmio virtio[MAX_VIRTIO_DEVICES];
+	void (*virtio_free[MAX_VIRTIO_DEVICES])(void *dev);
+	struct virtio_console *virtio_console; /* the terminal's, with --console virtio */
 
 	struct event_loop loop; /* run by the main thread: see vmm/event.h */
 	atomic_bool stopping;
@@ -59,6 +74,8 @@ struct vm {
 int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd);
 /* Starts one thread per vCPU. */
 int vm_start(struct vm *vm);
+/* Where the terminal's input goes: COM1, or the virtio console. */
+struct console_sink vm_console_sink(struct vm *vm);
 /* Runs the event loop on the calling thread until the VM is asked to stop. */
 int vm_run_events(struct vm *vm);
 /* Asks the VM to stop with status (the first request wins); safe from any thread. */

@@ -2,6 +2,7 @@
 
 #include "../../src/config.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 static enum config_result parse(struct run_options *o, const char *a, const char *b,
@@ -86,4 +87,67 @@ TEST(bad_options)
 	CHECK(parse(&o, "--kernel", "k", "--memory", "16G") == CONFIG_OK);
 }
 
-TEST_MAIN(T(size_suffixes), T(size_rejects_garbage), T(defaults), T(all_options), T(bad_options))
+TEST(disk_options)
+{
+	char a[] = "a.img", b[] = "b.img,readonly,id=data", c[] = "c.img,id=data";
+	char d[] = "d.img,bogus", e[] = ",readonly", f[] = "f.img,id=012345678901234567890";
+	char *argv[] = { "--kernel", "k", "--disk", a, "--disk", b };
+	struct run_options o;
+
+	CHECK(config_parse_run(6, argv, &o) == CONFIG_OK);
+	CHECK(o.vm.nr_disks == 2);
+	CHECK(!strcmp(o.vm.disks[0].path, "a.img") && !o.vm.disks[0].readonly);
+	CHECK(!strcmp(o.vm.disks[1].path, "b.img") && o.vm.disks[1].readonly);
+	CHECK(!strcmp(o.vm.disks[1].id, "data"));
+	CHECK(config_parse_disk(c, &o.vm) < 0); /* id used twice */
+	CHECK(config_parse_disk(d, &o.vm) < 0);
+	CHECK(config_parse_disk(e, &o.vm) < 0);
+	CHECK(config_parse_disk(f, &o.vm) < 0); /* id longer than 20 */
+	CHECK(o.vm.nr_disks == 2);
+}
+
+TEST(net_options)
+{
+	struct vm_config vm = { 0 };
+	struct net_hostfwd fwd;
+	uint8_t mac[6];
+
+	CHECK(config_parse_net("tap=tap0,mac=02:00:00:00:00:01", &vm) == 0);
+	CHECK(vm.nets[0].backend == NET_TAP && !strcmp(vm.nets[0].ifname, "tap0"));
+	CHECK(vm.nets[0].mac_set && vm.nets[0].mac[5] == 1);
+	CHECK(config_parse_net("user,hostfwd=tcp::8080-:80,hostfwd=udp:127.0.0.1:53-10.0.2.15:53",
+			       &vm) == 0);
+	CHECK(vm.nets[1].backend == NET_USER && vm.nets[1].nr_hostfwd == 2);
+	CHECK(vm.nets[1].hostfwd[0].host_port == 8080 && vm.nets[1].hostfwd[0].guest_port == 80);
+	CHECK(vm.nets[1].hostfwd[1].udp && vm.nets[1].hostfwd[1].host_addr == htonl(0x7f000001));
+	CHECK(config_parse_net("tap=tap1,mac=02:00:00:00:00:01", &vm) < 0); /* same MAC */
+	CHECK(config_parse_net("tap=", &vm) < 0);
+	CHECK(config_parse_net("tap=averyveryverylongname", &vm) < 0);
+	CHECK(config_parse_net("bridge=br0", &vm) < 0);
+	CHECK(config_parse_net("tap=t,hostfwd=tcp::1-:1", &vm) < 0); /* user only */
+	CHECK(vm.nr_nets == 2);
+	CHECK(config_parse_mac("52:54:00:12:34:56", mac) == 0 && mac[5] == 0x56);
+	CHECK(config_parse_mac("01:00:5e:00:00:01", mac) < 0); /* multicast */
+	CHECK(config_parse_mac("00:00:00:00:00:00", mac) < 0);
+	CHECK(config_parse_mac("52:54:00:12:34", mac) < 0);
+	CHECK(config_parse_mac("52:54:00:12:34:56:78", mac) < 0);
+	CHECK(config_parse_mac("52:54:00:12:34:5g", mac) < 0);
+	CHECK(config_parse_hostfwd("tcp::0-:80", &fwd) < 0);
+	CHECK(config_parse_hostfwd("tcp::80:80", &fwd) < 0);
+	CHECK(config_parse_hostfwd("sctp::80-:80", &fwd) < 0);
+	CHECK(config_parse_hostfwd("tcp:1.2.3:80-:80", &fwd) < 0);
+	CHECK(config_parse_hostfwd("::2222-:22", &fwd) == 0 && !fwd.udp);
+}
+
+TEST(console_option)
+{
+	struct run_options o;
+
+	CHECK(parse(&o, "--kernel", "k", "--console", "virtio") == CONFIG_OK);
+	CHECK(o.vm.console == CONSOLE_VIRTIO);
+	CHECK(parse(&o, "--kernel", "k", "--console", "tty") == CONFIG_ERROR);
+	CHECK(parse(&o, "--kernel", "k", NULL, NULL) == CONFIG_OK && o.vm.console == CONSOLE_SERIAL);
+}
+
+TEST_MAIN(T(size_suffixes), T(size_rejects_garbage), T(defaults), T(all_options), T(bad_options),
+	  T(disk_options), T(net_options), T(console_option))
