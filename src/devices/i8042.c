@@ -1,5 +1,6 @@
 #include "i8042.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define STATUS_OUTPUT_FULL	0x01
@@ -109,4 +110,38 @@ void i8042_command_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t
 {
 	(void)offset;
 	access(opaque, true, data, len, is_write);
+}
+
+void i8042_save(struct i8042 *kbd, struct state_writer *w)
+{
+	pthread_mutex_lock(&kbd->lock);
+	state_begin(w, "KBDC", 1);
+	state_put_u8(w, kbd->command_byte);
+	state_put_u8(w, kbd->pending_cmd);
+	state_put_u8(w, kbd->output);
+	state_put_u8(w, kbd->output_full);
+	state_end(w);
+	pthread_mutex_unlock(&kbd->lock);
+}
+
+int i8042_load(struct i8042 *kbd, struct state_reader *r)
+{
+	uint8_t command_byte, pending, output;
+	bool full;
+
+	if (state_open(r, "KBDC") != 1)
+		return -EINVAL;
+	command_byte = state_get_u8(r);
+	pending = state_get_u8(r);
+	output = state_get_u8(r);
+	full = state_get_bool(r);
+	if (state_close(r))
+		return -EINVAL;
+	pthread_mutex_lock(&kbd->lock);
+	kbd->command_byte = command_byte;
+	kbd->pending_cmd = pending;
+	kbd->output = output;
+	kbd->output_full = full;
+	pthread_mutex_unlock(&kbd->lock);
+	return 0;
 }

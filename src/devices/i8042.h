@@ -4,6 +4,8 @@
 
 #include "platform.h"
 
+#include "../state/state.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -24,5 +26,9 @@ void i8042_data_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 		       bool is_write);
 void i8042_command_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 			  bool is_write);
+
+/* Controller state, as a state section. */
+void i8042_save(struct i8042 *kbd, struct state_writer *w);
+int i8042_load(struct i8042 *kbd, struct state_reader *r);
 
 #endif

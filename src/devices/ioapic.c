@@ -198,3 +198,42 @@ void ioapic_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 	}
 	pthread_mutex_unlock(&io->lock);
 }
+
+void ioapic_save(struct ioapic *io, struct state_writer *w)
+{
+	pthread_mutex_lock(&io->lock);
+	state_begin(w, "IOAP", 1);
+	state_put_u8(w, io->id);
+	state_put_u32(w, io->ioregsel);
+	state_put_u32(w, io->line);
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
+		state_put_u64(w, io->redir[pin]);
+	state_end(w);
+	pthread_mutex_unlock(&io->lock);
+}
+
+int ioapic_load(struct ioapic *io, struct state_reader *r)
+{
+	uint64_t redir[IOAPIC_PINS];
+	uint32_t ioregsel, line;
+	uint8_t id;
+	int ret;
+
+	if (state_open(r, "IOAP") != 1)
+		return -EINVAL;
+	id = state_get_u8(r);
+	ioregsel = state_get_u32(r);
+	line = state_get_u32(r);
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
+		redir[pin] = state_get_u64(r);
+	if (state_close(r) || line >> IOAPIC_PINS)
+		return -EINVAL;
+	pthread_mutex_lock(&io->lock);
+	io->id = id;
+	io->ioregsel = ioregsel;
+	io->line = line;
+	memcpy(io->redir, redir, sizeof(redir));
+	ret = update_routes(io);
+	pthread_mutex_unlock(&io->lock);
+	return ret;
+}

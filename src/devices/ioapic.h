@@ -9,6 +9,8 @@
 
 #include "../arch/x86/layout.h"
 
+#include "../state/state.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,5 +34,9 @@ void ioapic_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 void ioapic_set_irq(void *opaque, unsigned pin, bool level);
 /* The guest EOI'd a level-triggered vector. */
 void ioapic_eoi(struct ioapic *io, uint8_t vector);
+
+/* The IOAPIC's registers and line levels, as a state section; load re-routes in KVM. */
+void ioapic_save(struct ioapic *io, struct state_writer *w);
+int ioapic_load(struct ioapic *io, struct state_reader *r);
 
 #endif

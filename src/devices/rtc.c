@@ -1,5 +1,6 @@
 #include "rtc.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define REG_SECONDS	0x00
@@ -98,4 +99,31 @@ void rtc_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool
 			data[0] = rtc->cmos[rtc->index];
 	}
 	pthread_mutex_unlock(&rtc->lock);
+}
+
+void rtc_save(struct rtc *rtc, struct state_writer *w)
+{
+	pthread_mutex_lock(&rtc->lock);
+	state_begin(w, "CMOS", 1);
+	state_put_u8(w, rtc->index);
+	state_put_bytes(w, rtc->cmos, sizeof(rtc->cmos));
+	state_end(w);
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+int rtc_load(struct rtc *rtc, struct state_reader *r)
+{
+	uint8_t index, cmos[sizeof(rtc->cmos)];
+
+	if (state_open(r, "CMOS") != 1)
+		return -EINVAL;
+	index = state_get_u8(r);
+	state_get_bytes(r, cmos, sizeof(cmos));
+	if (state_close(r) || index > INDEX_MASK)
+		return -EINVAL;
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = index;
+	memcpy(rtc->cmos, cmos, sizeof(cmos));
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
 }

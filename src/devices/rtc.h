@@ -2,6 +2,8 @@
 #ifndef SKIFF_RTC_H
 #define SKIFF_RTC_H
 
+#include "../state/state.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,5 +19,9 @@ struct rtc {
 void rtc_init(struct rtc *rtc, time_t (*now)(void));
 void rtc_destroy(struct rtc *rtc);
 void rtc_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+/* Index and CMOS bytes (the clock itself follows the host), as a state section. */
+void rtc_save(struct rtc *rtc, struct state_writer *w);
+int rtc_load(struct rtc *rtc, struct state_reader *r);
 
 #endif

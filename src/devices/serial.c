@@ -232,3 +232,52 @@ size_t serial_receive(void *serial, const uint8_t *buf, size_t len)
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
+
+void serial_save(struct serial *s, struct state_writer *w)
+{
+	pthread_mutex_lock(&s->lock);
+	state_begin(w, "UART", 1);
+	state_put_bytes(w, (uint8_t[]){ s->ier, s->lcr, s->mcr, s->lsr, s->msr, s->scr, s->dll,
+					 s->dlm, s->fcr, s->thr_interrupt, s->irq_level,
+					 s->rx_was_full },
+			12);
+	state_put_u16(w, s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		state_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_SIZE]);
+	state_end(w);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_load(struct serial *s, struct state_reader *r)
+{
+	uint8_t regs[12], rx[SERIAL_RX_SIZE];
+	unsigned count;
+
+	if (state_open(r, "UART") != 1)
+		return -EINVAL;
+	state_get_bytes(r, regs, sizeof(regs));
+	count = state_get_u16(r);
+	if (count > SERIAL_RX_SIZE || regs[9] > 1 || regs[10] > 1 || regs[11] > 1)
+		return -EINVAL;
+	state_get_bytes(r, rx, count);
+	if (state_close(r))
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->ier = regs[0];
+	s->lcr = regs[1];
+	s->mcr = regs[2];
+	s->lsr = regs[3];
+	s->msr = regs[4];
+	s->scr = regs[5];
+	s->dll = regs[6];
+	s->dlm = regs[7];
+	s->fcr = regs[8];
+	s->thr_interrupt = regs[9];
+	s->irq_level = regs[10];
+	s->rx_was_full = regs[11];
+	memcpy(s->rx, rx, count);
+	s->rx_head = 0;
+	s->rx_count = count;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}

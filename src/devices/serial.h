@@ -4,6 +4,8 @@
 
 #include "platform.h"
 
+#include "../state/state.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,5 +33,9 @@ void serial_destroy(struct serial *s);
 void serial_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 /* Queues input for the guest; returns how many bytes fitted (the rest waits for space_fd). */
 size_t serial_receive(void *serial, const uint8_t *buf, size_t len);
+
+/* Registers and unread input, as a state section. */
+void serial_save(struct serial *s, struct state_writer *w);
+int serial_load(struct serial *s, struct state_reader *r);
 
 #endif

@@ -93,6 +93,26 @@ static void console_reset(void *dev)
 	((struct virtio_console *)dev)->want_space = false;
 }
 
+static int console_save(void *dev, struct state_writer *w)
+{
+	state_begin(w, "VCON", 1);
+	state_put_u8(w, ((struct virtio_console *)dev)->want_space);
+	return state_end(w);
+}
+
+static int console_load(void *dev, struct state_reader *r)
+{
+	bool want_space;
+
+	if (state_open(r, "VCON") != 1)
+		return -EINVAL;
+	want_space = state_get_bool(r);
+	if (state_close(r))
+		return -EINVAL;
+	((struct virtio_console *)dev)->want_space = want_space;
+	return 0;
+}
+
 const struct virtio_device_ops virtio_console_ops = {
 	.name = "virtio-console",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -101,6 +121,8 @@ const struct virtio_device_ops virtio_console_ops = {
 	.attach = console_attach,
 	.queue_notify = console_notify,
 	.reset = console_reset,
+	.save = console_save,
+	.load = console_load,
 };
 
 struct virtio_console *virtio_console_create(int out_fd)

@@ -388,3 +388,96 @@ void virtio_mmio_destroy(struct virtio_mmio *t, struct event_loop *loop)
 		close(t->irq_fd);
 	pthread_mutex_destroy(&t->lock);
 }
+
+int virtio_mmio_save(struct virtio_mmio *t, struct state_writer *w)
+{
+	int ret;
+
+	virtio_mmio_lock(t);
+	state_begin(w, "VMIO", 1);
+	state_put_u32(w, t->ops->device_id);
+	state_put_u32(w, t->status);
+	state_put_u32(w, t->device_features_sel);
+	state_put_u32(w, t->driver_features_sel);
+	state_put_u32(w, t->queue_sel);
+	state_put_u64(w, t->driver_features);
+	state_put_u32(w, t->interrupt_status);
+	state_put_u32(w, t->config_generation);
+	state_put_u32(w, t->ops->nr_queues);
+	for (unsigned i = 0; i < t->ops->nr_queues; i++) {
+		const struct virtq *q = &t->queues[i];
+
+		state_put_u16(w, q->size);
+		state_put_bytes(w, (uint8_t[]){ q->ready, q->indirect, q->event_idx,
+						 q->signalled_valid }, 4);
+		state_put_u64(w, q->desc);
+		state_put_u64(w, q->avail);
+		state_put_u64(w, q->used);
+		state_put_u16(w, q->last_avail);
+		state_put_u16(w, q->used_idx);
+		state_put_u16(w, q->signalled_used);
+	}
+	ret = state_end(w);
+	if (!ret && t->ops->save)
+		ret = t->ops->save(t->dev, w);
+	virtio_mmio_unlock(t);
+	return ret;
+}
+
+static int load_queue(struct virtio_mmio *t, struct state_reader *r, struct virtq *q)
+{
+	q->size = state_get_u16(r);
+	q->ready = state_get_bool(r);
+	q->indirect = state_get_bool(r);
+	q->event_idx = state_get_bool(r);
+	q->signalled_valid = state_get_bool(r);
+	q->desc = state_get_u64(r);
+	q->avail = state_get_u64(r);
+	q->used = state_get_u64(r);
+	q->last_avail = state_get_u16(r);
+	q->used_idx = state_get_u16(r);
+	q->signalled_used = state_get_u16(r);
+	if (q->size > t->ops->queue_max)
+		return -EINVAL;
+	/* A ready queue must map now exactly as it did when the driver set it up. */
+	return q->ready && !virtq_map(q, t->mem) ? -EINVAL : 0;
+}
+
+int virtio_mmio_load(struct virtio_mmio *t, struct state_reader *r)
+{
+	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES] = { 0 };
+	uint32_t regs[5], interrupt_status, generation;
+	uint64_t driver_features;
+	int ret = -EINVAL;
+
+	virtio_mmio_lock(t);
+	if (state_open(r, "VMIO") != 1 || state_get_u32(r) != t->ops->device_id)
+		goto out;
+	for (unsigned i = 0; i < 4; i++)
+		regs[i] = state_get_u32(r);
+	driver_features = state_get_u64(r);
+	interrupt_status = state_get_u32(r);
+	generation = state_get_u32(r);
+	if (state_get_u32(r) != t->ops->nr_queues)
+		goto out;
+	for (unsigned i = 0; i < t->ops->nr_queues; i++)
+		if (load_queue(t, r, &queues[i]))
+			goto out;
+	if (state_close(r) || regs[0] > 0xff || (driver_features & ~offered_features(t)) ||
+	    interrupt_status > (INT_USED_BUFFER | INT_CONFIG_CHANGE))
+		goto out;
+	if (t->ops->load && t->ops->load(t->dev, r))
+		goto out;
+	t->status = regs[0];
+	t->device_features_sel = regs[1];
+	t->driver_features_sel = regs[2];
+	t->queue_sel = regs[3];
+	t->driver_features = driver_features;
+	t->interrupt_status = interrupt_status;
+	t->config_generation = generation;
+	memcpy(t->queues, queues, sizeof(queues));
+	ret = 0;
+out:
+	virtio_mmio_unlock(t);
+	return ret;
+}

@@ -10,6 +10,7 @@
 #include "queue.h"
 #include "virtio.h"
 
+#include "../state/state.h"
 #include "../vmm/event.h"
 #include "../vmm/memory.h"
 
@@ -45,6 +46,9 @@ struct virtio_device_ops {
 	void (*queue_notify)(void *dev, struct virtio_mmio *t, unsigned queue);
 	/* The driver reset the device: drop in-flight work, forget negotiated state. */
 	void (*reset)(void *dev);
+	/* The device's own state beyond the transport's, as one state section. Optional. */
+	int (*save)(void *dev, struct state_writer *w);
+	int (*load)(void *dev, struct state_reader *r);
 };
 
 struct virtio_mmio {
@@ -80,6 +84,13 @@ void virtio_mmio_destroy(struct virtio_mmio *t, struct event_loop *loop);
 /* Bus handler for the device's 4 KiB window. */
 void virtio_mmio_access(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
 			bool is_write);
+/*
+ * Saves the registers, negotiated features, queues and pending interrupts, then the
+ * device's own section. Load checks everything, maps the queues again, and changes
+ * nothing unless it all fits this device; it returns 0 or -EINVAL.
+ */
+int virtio_mmio_save(struct virtio_mmio *t, struct state_writer *w);
+int virtio_mmio_load(struct virtio_mmio *t, struct state_reader *r);
 /* Handles a queue notification now (what the event thread does on an ioeventfd). */
 void virtio_mmio_process(struct virtio_mmio *t, unsigned queue);
 
