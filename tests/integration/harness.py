@@ -120,3 +120,62 @@ def qemu_argv(probe, cpus, memory, cmdline):
 
 def sigterm(g):
     g.signal(signal.SIGTERM)
+
+
+# --- the test registry and the helpers every test module uses ---------------------
+
+TESTS = []
+
+
+class Skip(Exception):
+    pass
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def check(cond, why):
+    if not cond:
+        raise AssertionError(why)
+
+
+class Ctx:
+    def __init__(self, skiff, probe, tmp):
+        self.skiff = skiff
+        self.probe = probe
+        self.tmp = tmp
+
+    def argv(self, *extra, cpus=1, memory="64M", cmdline="test=hello", debug_exit=True,
+             kernel=None):
+        a = [self.skiff, "run", "--kernel", kernel or self.probe, "--cpus", str(cpus),
+             "--memory", memory, "--cmdline", cmdline]
+        if debug_exit:
+            a.append("--debug-exit")
+        return a + list(extra)
+
+    def boot(self, extra=(), timeout=TIMEOUT, **kw):
+        return run(self.argv(*extra, **kw), timeout=timeout)
+
+    def file(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+
+def expect_pass(status, out, err, test_name):
+    lines = probe_lines(out)
+    check(status == 1, f"exit status {status}, want 1 (debug-exit 0); stderr: {err.strip()}")
+    check(lines and lines[0] == "probe: hello", f"first line {lines[:1]}")
+    check(f"probe: result=pass test={test_name}" in lines, f"no pass line in {lines}")
+    return lines
+
+
+def expect_error(ctx, argv, needle):
+    status, out, err = run(argv, timeout=20)
+    lines = [l for l in err.splitlines() if l.strip()]
+    check(status == 2, f"exit status {status}, want 2; stderr {err!r}")
+    check(len(lines) == 1, f"want one error line, got {lines}")
+    check(needle in lines[0], f"{needle!r} not in {lines[0]!r}")
