@@ -97,9 +97,15 @@ uint32_t blk_io(struct blk *blk, uint32_t type, uint64_t sector, void *buf, uint
 	return req ? req->status : BLK_S_TIMEOUT;
 }
 
-static uint64_t job_fail(struct blk_job *job, uint32_t status, const char *reason)
+/* The reason a request failed: what failed, or that it never finished. */
+const char *blk_failure(uint32_t status, const char *what)
 {
-	job->reason = status == BLK_S_TIMEOUT ? "blk-timeout" : reason;
+	return status == BLK_S_TIMEOUT ? "blk-timeout" : what;
+}
+
+static uint64_t job_fail(struct blk_job *job, const char *reason)
+{
+	job->reason = reason;
 	return 1;
 }
 
@@ -122,20 +128,20 @@ static uint64_t blk_rw_user(void *arg)
 			out[i] = (off + 8 * i) ^ BLK_PATTERN;
 		status = blk_io(job->blk, BLK_T_OUT, off / BLK_SECTOR, out, len);
 		if (status != BLK_S_OK)
-			return job_fail(job, status, "write-error");
+			return job_fail(job, blk_failure(status, "write-error"));
 	}
 	status = blk_io(job->blk, BLK_T_FLUSH, 0, NULL, 0);
 	if (status != BLK_S_OK)
-		return job_fail(job, status, "flush-error");
+		return job_fail(job, blk_failure(status, "flush-error"));
 	for (off = job->offset; off < end; off += len) {
 		len = request_len(off, end);
 		memset(in, 0xff, len);
 		status = blk_io(job->blk, BLK_T_IN, off / BLK_SECTOR, in, len);
 		if (status != BLK_S_OK)
-			return job_fail(job, status, "read-error");
+			return job_fail(job, blk_failure(status, "read-error"));
 		for (i = 0; i < len / 8; i++) {
 			if (in[i] != ((off + 8 * i) ^ BLK_PATTERN))
-				return job_fail(job, BLK_S_OK, "mismatch");
+				return job_fail(job, "mismatch");
 		}
 		job->done += len;
 	}
@@ -153,7 +159,7 @@ static uint64_t blk_crc_user(void *arg)
 		len = request_len(off, end);
 		status = blk_io(job->blk, BLK_T_IN, off / BLK_SECTOR, blk_buffers[0], len);
 		if (status != BLK_S_OK)
-			return job_fail(job, status, "read-error");
+			return job_fail(job, blk_failure(status, "read-error"));
 		job->crc = crc32_update(job->crc, blk_buffers[0], len);
 		job->done += len;
 	}
@@ -241,7 +247,7 @@ const char *test_blk_id(struct probe *p)
 	id[BLK_ID_BYTES] = '\0';
 	status = blk_call(p, BLK_T_GET_ID, 0, id, BLK_ID_BYTES);
 	if (status != BLK_S_OK)
-		return status == BLK_S_TIMEOUT ? "blk-timeout" : "get-id-error";
+		return blk_failure(status, "get-id-error");
 	printk("probe: blk-id id=%s\n", id);
 	return NULL;
 }
@@ -258,11 +264,11 @@ const char *test_blk_ro(struct probe *p)
 		return "not-read-only";
 	status = blk_call(p, BLK_T_IN, 0, blk_buffers[0], BLK_SECTOR);
 	if (status != BLK_S_OK)
-		return status == BLK_S_TIMEOUT ? "blk-timeout" : "read-error";
+		return blk_failure(status, "read-error");
 	status = blk_call(p, BLK_T_OUT, 0, blk_buffers[0], BLK_SECTOR);
 	if (status == BLK_S_IOERR)
 		return NULL;
 	if (status == BLK_S_OK)
 		return "write-succeeded";
-	return status == BLK_S_TIMEOUT ? "blk-timeout" : "unexpected-status";
+	return blk_failure(status, "unexpected-status");
 }

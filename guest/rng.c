@@ -23,7 +23,7 @@ static uint64_t rng_fill_user(void *arg)
 
 	while (job->got < RNG_BYTES) {
 		buf = (struct virtq_buf){ job->buf + job->got, RNG_BYTES - job->got, true };
-		if (virtq_add(job->vq, &buf, 1, NULL, job))
+		if (rdtsc() > deadline || virtq_add(job->vq, &buf, 1, NULL, job))
 			return 1;
 		virtq_kick(job->vq);
 		while (!virtq_get(job->vq, &len)) {

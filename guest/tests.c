@@ -207,6 +207,14 @@ static const struct test tests[] = {
 	{ "echo", test_echo, NULL },
 	{ "reset", test_reset, NULL },
 	{ "poweroff", test_poweroff, NULL },
+	{ "blk-rw", test_blk_rw, NULL },
+	{ "blk-read", test_blk_read, NULL },
+	{ "blk-id", test_blk_id, NULL },
+	{ "blk-ro", test_blk_ro, NULL },
+	{ "rng", test_rng, NULL },
+	{ "net-echo", test_net_echo, NULL },
+	{ "blk-bench", test_blk_bench, NULL },
+	{ "net-bench", test_net_bench, NULL },
 };
 
 static const struct test *find_test(const char *name)

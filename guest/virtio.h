@@ -127,6 +127,7 @@ int blk_submit(struct blk *blk, struct blk_request *req, uint32_t type, uint64_t
 	       void *buf, uint32_t len);
 struct blk_request *blk_wait(struct blk *blk);
 uint32_t blk_io(struct blk *blk, uint32_t type, uint64_t sector, void *buf, uint32_t len);
+const char *blk_failure(uint32_t status, const char *what);
 
 /* net.c */
 #define NET_BUFS	64
