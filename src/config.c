@@ -129,12 +129,18 @@ static const struct {
 	bool takes_value;
 	bool repeatable;
 } options[OPT_COUNT] = {
-	[OPT_KERNEL] = { "--kernel", true },	   [OPT_INITRD] = { "--initrd", true },
-	[OPT_CMDLINE] = { "--cmdline", true },	   [OPT_CPUS] = { "--cpus", true },
-	[OPT_MEMORY] = { "--memory", true },	   [OPT_DEBUG_EXIT] = { "--debug-exit", false },
-	[OPT_DISK] = { "--disk", true, true },	   [OPT_NET] = { "--net", true, true },
-	[OPT_RNG] = { "--rng", false },		   [OPT_CONSOLE] = { "--console", true },
-	[OPT_LOG_LEVEL] = { "--log-level", true }, [OPT_HELP] = { "--help", false },
+	[OPT_KERNEL] = { "--kernel", true, false },
+	[OPT_INITRD] = { "--initrd", true, false },
+	[OPT_CMDLINE] = { "--cmdline", true, false },
+	[OPT_CPUS] = { "--cpus", true, false },
+	[OPT_MEMORY] = { "--memory", true, false },
+	[OPT_DEBUG_EXIT] = { "--debug-exit", false, false },
+	[OPT_DISK] = { "--disk", true, true },
+	[OPT_NET] = { "--net", true, true },
+	[OPT_RNG] = { "--rng", false, false },
+	[OPT_CONSOLE] = { "--console", true, false },
+	[OPT_LOG_LEVEL] = { "--log-level", true, false },
+	[OPT_HELP] = { "--help", false, false },
 };
 
 /* Matches "--name", "--name=value"; returns the option or -1. */

@@ -25,9 +25,13 @@ extern const struct virtio_device_ops virtio_blk_ops;
 
 /*
  * Opens and locks the image (a second skiff writing the same file is refused) and sets
- * up the back-end on loop. Logs one line naming the file and returns NULL on failure.
+ * up the back-end on loop. I/O goes through io_uring, or synchronously on the event thread
+ * where io_uring is unavailable, loop is NULL, or the environment has SKIFF_BLK_SYNC=1
+ * (read here, for tests). Logs one line naming the file and returns NULL on failure.
  */
 struct virtio_blk *virtio_blk_create(const struct blk_config *cfg, struct event_loop *loop);
 void virtio_blk_free(struct virtio_blk *blk);
+/* What virtio_mmio_init() takes for blk: virtio_blk_ops, or its variant offering F_RO. */
+const struct virtio_device_ops *virtio_blk_device_ops(const struct virtio_blk *blk);
 
 #endif

@@ -181,6 +181,8 @@ static int add_virtio(struct vm *vm, const struct virtio_device_ops *ops, void *
 
 	if (i == MAX_VIRTIO_DEVICES) {
 		log_error("too many virtio devices (at most %d)", MAX_VIRTIO_DEVICES);
+		if (free_dev)
+			free_dev(dev);
 		return -ENOSPC;
 	}
 	ret = virtio_mmio_init(&vm->virtio[i], ops, dev, &vm->mem, base, IRQ_VIRTIO_FIRST + i,
@@ -199,12 +201,32 @@ static void free_console(void *dev)
 	virtio_console_free(dev);
 }
 
+static void free_blk(void *dev)
+{
+	virtio_blk_free(dev);
+}
+
+static int add_disks(struct vm *vm, const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_disks; i++) {
+		struct virtio_blk *blk = virtio_blk_create(&cfg->disks[i], &vm->loop);
+		int ret;
+
+		if (!blk)
+			return -EINVAL;
+		ret = add_virtio(vm, virtio_blk_device_ops(blk), blk, free_blk);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* In a fixed order, so a configuration always gives the guest the same layout. */
 static int add_virtio_devices(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 {
-	int ret = 0;
+	int ret = add_disks(vm, cfg);
 
-	if (cfg->rng)
+	if (!ret && cfg->rng)
 		ret = add_virtio(vm, &virtio_rng_ops, NULL, NULL);
 	if (!ret && cfg->console == CONSOLE_VIRTIO) {
 		vm->virtio_console = virtio_console_create(console_out_fd);
