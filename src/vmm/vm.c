@@ -206,6 +206,26 @@ static void free_blk(void *dev)
 	virtio_blk_free(dev);
 }
 
+static void free_net(void *dev)
+{
+	virtio_net_free(dev);
+}
+
+static int add_nets(struct vm *vm, const struct vm_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nr_nets; i++) {
+		struct virtio_net *net = virtio_net_create(&cfg->nets[i], i, &vm->loop);
+		int ret;
+
+		if (!net)
+			return -EINVAL;
+		ret = add_virtio(vm, virtio_net_device_ops(net), net, free_net);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int add_disks(struct vm *vm, const struct vm_config *cfg)
 {
 	for (unsigned i = 0; i < cfg->nr_disks; i++) {
@@ -226,6 +246,7 @@ static int add_virtio_devices(struct vm *vm, const struct vm_config *cfg, int co
 {
 	int ret = add_disks(vm, cfg);
 
+	ret = ret ?: add_nets(vm, cfg);
 	if (!ret && cfg->rng)
 		ret = add_virtio(vm, &virtio_rng_ops, NULL, NULL);
 	if (!ret && cfg->console == CONSOLE_VIRTIO) {

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import core_tests  # noqa: E402,F401  (registers its tests)
 import virtio_tests  # noqa: E402,F401
 import blk_tests  # noqa: E402,F401
+import net_tests  # noqa: E402,F401
 from harness import TESTS, Ctx, Skip  # noqa: E402
 
 
