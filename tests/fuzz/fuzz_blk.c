@@ -5,6 +5,7 @@
  * area, so headers, discard segments and data are the fuzzer's. The disks are small
  * memfds, served synchronously. Every chain must come back, with a sane used length.
  */
+#include "../unit/fake_driver.h"
 #include "../../src/log.h"
 #include "../../src/util/bytes.h"
 #include "../../src/virtio/blk.h"
@@ -47,22 +48,6 @@ static void open_disk(struct disk *d, bool readonly)
 	assert(d->blk);
 }
 
-static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
-
-	put_le32(b, v);
-	virtio_mmio_access(t, off, b, 4, true);
-}
-
-static uint32_t rd(struct virtio_mmio *t, uint64_t off)
-{
-	uint8_t b[4];
-
-	virtio_mmio_access(t, off, b, 4, false);
-	return get_le32(b);
-}
-
 static void driver_start(struct virtio_mmio *t, uint8_t choice)
 {
 	uint64_t features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(2) | VIRTIO_BIT(5) |
@@ -74,20 +59,11 @@ static void driver_start(struct virtio_mmio *t, uint8_t choice)
 		features |= VIRTIO_BIT(14); /* write zeroes */
 	if (choice & 4)
 		features |= VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX);
-	wr(t, 0x014, 0);
-	features &= rd(t, 0x010) | ((uint64_t)1 << 32);
-	wr(t, 0x070, 3);
-	wr(t, 0x024, 0);
-	wr(t, 0x020, (uint32_t)features);
-	wr(t, 0x024, 1);
-	wr(t, 0x020, features >> 32);
-	wr(t, 0x070, 0xb);
-	wr(t, 0x038, QSIZE);
-	wr(t, 0x080, DESC);
-	wr(t, 0x090, AVAIL);
-	wr(t, 0x0a0, USED);
-	wr(t, 0x044, 1);
-	wr(t, 0x070, 0xf);
+	fake_write(t, 0x014, 0);
+	features &= fake_read(t, 0x010) | ((uint64_t)1 << 32);
+	fake_negotiate(t, features);
+	fake_setup_queue(t, 0, QSIZE, DESC, AVAIL, USED);
+	fake_write(t, 0x070, 0xf);
 }
 
 /* Builds the chains the input describes; returns how many, with their heads and sizes. */
@@ -167,7 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		assert(id == heads[i] && len <= in_len[i]);
 	}
-	wr(&t, 0x070, 0);
+	fake_write(&t, 0x070, 0);
 	virtio_mmio_destroy(&t, NULL);
 	return 0;
 }

@@ -6,6 +6,7 @@
  * the ring's 16 heads; the rest is data for buffers and indirect tables. Every frame the
  * device passes on must be whole and bounded, and nothing may crash.
  */
+#include "../unit/fake_driver.h"
 #include "../../src/log.h"
 #include "../../src/util/bytes.h"
 #include "../../src/virtio/net.h"
@@ -41,12 +42,7 @@ static void wr(uint64_t off, uint32_t v)
 
 static void setup_queue(unsigned sel, uint64_t base)
 {
-	wr(0x030, sel);
-	wr(0x038, QSIZE);
-	wr(0x080, base);
-	wr(0x090, base + 0x100);
-	wr(0x0a0, base + 0x200);
-	wr(0x044, 1);
+	fake_setup_queue(&t, sel, QSIZE, base, base + 0x100, base + 0x200);
 }
 
 static void driver_init(uint8_t choice)
@@ -59,13 +55,7 @@ static void driver_init(uint8_t choice)
 		features |= VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX);
 	if (choice & 4)
 		features |= VIRTIO_BIT(GUEST_CSUM);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x024, 0);
-	wr(0x020, (uint32_t)features);
-	wr(0x024, 1);
-	wr(0x020, features >> 32);
-	wr(0x070, 0xb);
+	fake_negotiate(&t, features);
 	setup_queue(0, 0x400);
 	setup_queue(1, 0x0);
 	wr(0x070, 0xf);

@@ -1,4 +1,5 @@
 #include "test.h"
+#include "fake_driver.h"
 
 #include "../../src/util/bytes.h"
 #include "../../src/virtio/blk.h"
@@ -54,18 +55,12 @@ struct seg {
 
 static void wr(uint64_t off, uint32_t v)
 {
-	uint8_t b[4];
-
-	put_le32(b, v);
-	virtio_mmio_access(&t, off, b, 4, true);
+	fake_write(&t, off, v);
 }
 
 static uint32_t rd(uint64_t off)
 {
-	uint8_t b[4];
-
-	virtio_mmio_access(&t, off, b, 4, false);
-	return get_le32(b);
+	return fake_read(&t, off);
 }
 
 static uint64_t device_features(void)
@@ -137,23 +132,11 @@ static void driver_start_with(uint64_t mask)
 {
 	uint64_t features = device_features() & mask;
 
-	wr(0x070, 0);
 	memset(ram + DESC, 0, USED + 0x1000 - DESC);
 	next_desc = next_slot = 0;
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x024, 0);
-	wr(0x020, (uint32_t)features);
-	wr(0x024, 1);
-	wr(0x020, features >> 32);
-	wr(0x070, 0xb);
-	wr(0x030, 0);
 	CHECK(rd(0x034) == 256);
-	wr(0x038, QSIZE);
-	wr(0x080, DESC);
-	wr(0x090, AVAIL);
-	wr(0x0a0, USED);
-	wr(0x044, 1);
+	fake_negotiate(&t, features);
+	fake_setup_queue(&t, 0, QSIZE, DESC, AVAIL, USED);
 	wr(0x070, 0xf);
 	CHECK(rd(0x070) == 0xf);
 }

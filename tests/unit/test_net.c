@@ -1,4 +1,5 @@
 #include "test.h"
+#include "fake_driver.h"
 
 #include "../../src/state/state.h"
 #include "../../src/util/bytes.h"
@@ -42,37 +43,23 @@ static int peer = -1; /* the far end of the stand-in tap */
 
 static void wr(uint64_t off, uint32_t v)
 {
-	uint8_t b[4];
-
-	put_le32(b, v);
-	virtio_mmio_access(&t, off, b, 4, true);
+	fake_write(&t, off, v);
 }
 
 static uint32_t rd(uint64_t off)
 {
-	uint8_t b[4];
-
-	virtio_mmio_access(&t, off, b, 4, false);
-	return get_le32(b);
+	return fake_read(&t, off);
 }
 
 static void put_desc(const struct fake_queue *q, unsigned i, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
-	uint8_t *d = ram + q->desc + 16 * i;
-
-	put_le64(d, addr);
-	put_le32(d + 8, len);
-	put_le16(d + 12, flags);
-	put_le16(d + 14, next);
+	fake_put_desc(ram, q->desc, i, addr, len, flags, next);
 }
 
 static void make_available(const struct fake_queue *q, uint16_t head)
 {
-	uint16_t idx = get_le16(ram + q->avail + 2);
-
-	put_le16(ram + q->avail + 4 + 2 * (idx % QSIZE), head);
-	put_le16(ram + q->avail + 2, idx + 1);
+	fake_make_available(ram, q->avail, QSIZE, head);
 }
 
 static uint16_t used_idx(const struct fake_queue *q)
@@ -92,26 +79,15 @@ static uint32_t used_len(const struct fake_queue *q, unsigned i)
 
 static void setup_queue(unsigned sel, const struct fake_queue *q)
 {
-	wr(0x030, sel);
-	CHECK(rd(0x034) >= QSIZE);
-	wr(0x038, QSIZE);
-	wr(0x080, q->desc);
-	wr(0x090, q->avail);
-	wr(0x0a0, q->used);
-	wr(0x044, 1);
+	fake_setup_queue(&t, sel, QSIZE, q->desc, q->avail, q->used);
+	CHECK(rd(0x044) == 1);
 }
 
 /* What a driver does after a reset (§3.1.1), with the rings cleared. */
 static void driver_setup(uint64_t features)
 {
 	memset(ram, 0, DATA);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x024, 0);
-	wr(0x020, (uint32_t)features);
-	wr(0x024, 1);
-	wr(0x020, features >> 32);
-	wr(0x070, 0xb);
+	fake_negotiate(&t, features);
 	setup_queue(0, &rxq);
 	setup_queue(1, &txq);
 	wr(0x070, 0xf);

@@ -1,4 +1,5 @@
 #include "test.h"
+#include "fake_driver.h"
 
 #include "../../src/devices/i8042.h"
 #include "../../src/devices/ioapic.h"
@@ -127,21 +128,7 @@ TEST(platform_devices_round_trip)
 #define RAM_SIZE (1 << 20)
 static uint8_t ram[RAM_SIZE];
 
-static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
-{
-	uint8_t b[4];
 
-	put_le32(b, v);
-	virtio_mmio_access(t, off, b, 4, true);
-}
-
-static uint32_t rd(struct virtio_mmio *t, uint64_t off)
-{
-	uint8_t b[4];
-
-	virtio_mmio_access(t, off, b, 4, false);
-	return get_le32(b);
-}
 
 static void request(struct virtio_mmio *t, uint16_t i)
 {
@@ -163,21 +150,15 @@ TEST(virtio_transport_round_trip)
 
 	guest_mem_wrap(&mem, ram, RAM_SIZE, 0xc0000000, 0x100000000);
 	virtio_mmio_init(&a, &virtio_rng_ops, NULL, &mem, 0xd0000000, 5, -1, NULL);
-	wr(&a, 0x070, 0xb);
-	wr(&a, 0x024, 1);
-	wr(&a, 0x020, 1); /* VERSION_1 */
-	wr(&a, 0x070, 0xb);
-	wr(&a, 0x038, 8);
-	wr(&a, 0x080, 0x1000);
-	wr(&a, 0x090, 0x2000);
-	wr(&a, 0x0a0, 0x3000);
-	wr(&a, 0x044, 1);
-	wr(&a, 0x070, 0xf);
+	fake_negotiate(&a, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	fake_setup_queue(&a, 0, 8, 0x1000, 0x2000, 0x3000);
+	fake_write(&a, 0x070, 0xf);
 	request(&a, 0);
 	request(&a, 1);
 	ROUND_TRIP(virtio_mmio_save, virtio_mmio_load, &a, &b,
 		   (virtio_mmio_init(&b, &virtio_rng_ops, NULL, &mem, 0xd0000000, 5, -1, NULL)));
-	CHECK(rd(&b, 0x070) == 0xf && rd(&b, 0x060) == 1 && rd(&b, 0x044) == 1);
+	CHECK(fake_read(&b, 0x070) == 0xf && fake_read(&b, 0x060) == 1);
+	CHECK(fake_read(&b, 0x044) == 1);
 	request(&b, 2); /* the restored device carries on where the first left off */
 	CHECK(get_le16(ram + 0x3000 + 2) == 3 && get_le32(ram + 0x3000 + 4 + 16) == 2);
 
@@ -192,7 +173,7 @@ TEST(virtio_transport_round_trip)
 		put_le64(w.buf + 10 + 40 + 6, RAM_SIZE - 16); /* queue 0's descriptor address */
 		virtio_mmio_init(&c, &virtio_rng_ops, NULL, &mem, 0xd0000000, 5, -1, NULL);
 		state_reader_init(&r, w.buf, w.len);
-		CHECK(virtio_mmio_load(&c, &r) < 0 && rd(&c, 0x070) == 0);
+		CHECK(virtio_mmio_load(&c, &r) < 0 && fake_read(&c, 0x070) == 0);
 		/* and a device of another kind is refused */
 		virtio_mmio_init(&c, &virtio_console_ops, cb, &mem, 0xd0000000, 5, -1, NULL);
 		state_reader_init(&r, w.buf, w.len);

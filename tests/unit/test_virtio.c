@@ -1,4 +1,5 @@
 #include "test.h"
+#include "fake_driver.h"
 
 #include "../../src/util/bytes.h"
 #include "../../src/virtio/mmio.h"
@@ -25,37 +26,23 @@ static struct virtio_mmio t;
 
 static void wr(uint64_t off, uint32_t v)
 {
-	uint8_t b[4];
-
-	put_le32(b, v);
-	virtio_mmio_access(&t, off, b, 4, true);
+	fake_write(&t, off, v);
 }
 
 static uint32_t rd(uint64_t off)
 {
-	uint8_t b[4];
-
-	virtio_mmio_access(&t, off, b, 4, false);
-	return get_le32(b);
+	return fake_read(&t, off);
 }
 
 static void put_desc(uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
-	uint8_t *d = ram + table + 16 * i;
-
-	put_le64(d, addr);
-	put_le32(d + 8, len);
-	put_le16(d + 12, flags);
-	put_le16(d + 14, next);
+	fake_put_desc(ram, table, i, addr, len, flags, next);
 }
 
 static void make_available(uint16_t head)
 {
-	uint16_t idx = get_le16(ram + AVAIL + 2);
-
-	put_le16(ram + AVAIL + 4 + 2 * (idx % QSIZE), head);
-	put_le16(ram + AVAIL + 2, idx + 1);
+	fake_make_available(ram, AVAIL, QSIZE, head);
 }
 
 /* Brings the device up the way §3.1.1 says, with queue 0 at DESC/AVAIL/USED. */
@@ -65,20 +52,9 @@ static void driver_init_dev(const struct virtio_device_ops *ops, void *dev, uint
 	guest_mem_wrap(&mem, ram, RAM_SIZE, 0xc0000000, 0x100000000);
 	CHECK(virtio_mmio_init(&t, ops, dev, &mem, 0xd0000000, 5, -1, NULL) == 0);
 	CHECK(rd(0x000) == 0x74726976 && rd(0x004) == 2 && rd(0x008) == ops->device_id);
-	wr(0x070, 1);
-	wr(0x070, 3);
-	wr(0x024, 0);
-	wr(0x020, (uint32_t)features);
-	wr(0x024, 1);
-	wr(0x020, features >> 32);
-	wr(0x070, 0xb);
-	wr(0x030, 0);
 	CHECK(rd(0x034) >= QSIZE);
-	wr(0x038, QSIZE);
-	wr(0x080, DESC);
-	wr(0x090, AVAIL);
-	wr(0x0a0, USED);
-	wr(0x044, 1);
+	fake_negotiate(&t, features);
+	fake_setup_queue(&t, 0, QSIZE, DESC, AVAIL, USED);
 	wr(0x070, 0xf);
 }
 
@@ -300,13 +276,7 @@ TEST(register_access_rules)
 /* Queue 1 of a two-queue device at DESC + 0x800 etc.; queue 0 is set up by driver_init. */
 static void setup_queue1(void)
 {
-	wr(0x070, 0xb); /* FEATURES_OK still set; DRIVER_OK is already on */
-	wr(0x030, 1);
-	wr(0x038, QSIZE);
-	wr(0x080, DESC + 0x800);
-	wr(0x090, AVAIL + 0x800);
-	wr(0x0a0, USED + 0x800);
-	wr(0x044, 1);
+	fake_setup_queue(&t, 1, QSIZE, DESC + 0x800, AVAIL + 0x800, USED + 0x800);
 	wr(0x030, 0);
 }
 
