@@ -60,16 +60,21 @@ static void ioapic_write(uint64_t base, uint32_t reg, uint32_t v)
 	mmio_write32(base + IOAPIC_WINDOW, v);
 }
 
-/* Fixed delivery, physical destination; unmasked. */
+/*
+ * Fixed delivery, physical destination; unmasked. IRQs below 16 are ISA IRQs, subject to the
+ * interrupt source overrides; the rest are GSIs, edge-triggered and active high.
+ */
 void ioapic_route(const struct platform *plat, unsigned int irq, uint8_t vector,
 		  uint32_t dest_apic_id)
 {
-	uint32_t pin = plat->isa_gsi[irq] - plat->ioapic_gsi_base;
+	uint32_t gsi = irq < 16 ? plat->isa_gsi[irq] : irq;
+	uint16_t flags = irq < 16 ? plat->isa_flags[irq] : 0;
+	uint32_t pin = gsi - plat->ioapic_gsi_base;
 	uint32_t low = vector;
 
-	if ((plat->isa_flags[irq] & INTI_POLARITY_LOW) == INTI_POLARITY_LOW)
+	if ((flags & INTI_POLARITY_LOW) == INTI_POLARITY_LOW)
 		low |= REDIR_ACTIVE_LOW;
-	if ((plat->isa_flags[irq] & INTI_TRIGGER_LEVEL) == INTI_TRIGGER_LEVEL)
+	if ((flags & INTI_TRIGGER_LEVEL) == INTI_TRIGGER_LEVEL)
 		low |= REDIR_LEVEL;
 	ioapic_write(plat->ioapic_addr, IOAPIC_REDIR(pin) + 1, dest_apic_id << 24);
 	ioapic_write(plat->ioapic_addr, IOAPIC_REDIR(pin), low);

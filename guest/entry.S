@@ -75,7 +75,7 @@ user_return:
 	pop %rbx
 	ret
 
-	/* The echo test's UART interrupt: the C loop drains the UART, this only acknowledges. */
+	/* The echo tests' device interrupts: the C loops find the work, this only acknowledges. */
 	.globl irq_entry
 irq_entry:
 	push %rax

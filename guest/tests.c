@@ -213,6 +213,7 @@ static const struct test tests[] = {
 	{ "blk-ro", test_blk_ro, NULL },
 	{ "rng", test_rng, NULL },
 	{ "net-echo", test_net_echo, NULL },
+	{ "console-echo", test_console_echo, NULL },
 	{ "blk-bench", test_blk_bench, NULL },
 	{ "net-bench", test_net_bench, NULL },
 };

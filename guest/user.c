@@ -1,6 +1,6 @@
 /*
  * Running code at CPL3, where this machine's KVM runs it natively instead of emulating it:
- * a TSS per CPU for the way back, and the IDT that the way back (and the echo test) goes through.
+ * a TSS per CPU for the way back, and the IDT that the way back (and the echo tests) go through.
  */
 #include "probe.h"
 

@@ -1,7 +1,7 @@
 /*
  * The virtio-mmio transport, register layout version 2 (virtio 1.2 §4.2.2), found through
  * Linux's virtio_mmio.device= parameters, and the split virtqueue (§2.7). Completions are
- * polled, so the device is asked not to interrupt.
+ * polled, so the device is asked not to interrupt, unless a driver waits with virtq_arm.
  */
 #include "virtio.h"
 
@@ -17,6 +17,8 @@
 #define MMIO_QUEUE_NUM			0x038
 #define MMIO_QUEUE_READY		0x044
 #define MMIO_QUEUE_NOTIFY		0x050
+#define MMIO_INTERRUPT_STATUS		0x060
+#define MMIO_INTERRUPT_ACK		0x064
 #define MMIO_STATUS			0x070
 #define MMIO_QUEUE_DESC			0x080	/* low, then high at +4 */
 #define MMIO_QUEUE_DRIVER		0x090
@@ -85,7 +87,8 @@ static bool parse_device(const char *s, struct virtio_dev *dev)
 	if (!s || *s++ != ':')
 		return false;
 	s = parse_u64(s, &irq);
-	return s && (*s == ' ' || *s == ':' || !*s);
+	dev->irq = (uint32_t)irq;
+	return s && irq <= UINT32_MAX && (*s == ' ' || *s == ':' || !*s);
 }
 
 static const char *missing_reason(uint32_t device_id)
@@ -95,6 +98,8 @@ static const char *missing_reason(uint32_t device_id)
 		return "no-virtio-net";
 	case VIRTIO_ID_BLOCK:
 		return "no-virtio-blk";
+	case VIRTIO_ID_CONSOLE:
+		return "no-virtio-console";
 	default:
 		return "no-virtio-rng";
 	}
@@ -193,6 +198,15 @@ const char *virtq_init(struct virtio_dev *dev, struct virtq *vq, uint16_t index)
 void virtio_ready(struct virtio_dev *dev)
 {
 	reg_write(dev, MMIO_STATUS, reg_read(dev, MMIO_STATUS) | STATUS_DRIVER_OK);
+}
+
+/* Reads InterruptStatus and acknowledges what it shows (§4.2.2). */
+void virtio_irq_ack(const struct virtio_dev *dev)
+{
+	uint32_t status = reg_read(dev, MMIO_INTERRUPT_STATUS);
+
+	if (status)
+		reg_write(dev, MMIO_INTERRUPT_ACK, status);
 }
 
 uint8_t virtio_config8(const struct virtio_dev *dev, uint32_t offset)
@@ -304,4 +318,18 @@ void *virtq_get(struct virtq *vq, uint32_t *len)
 	vq->num_free += count;
 	*len = elem.len;
 	return vq->token[elem.id];
+}
+
+/*
+ * Asks for an interrupt when the device next uses a buffer (§2.7.10), which virtq_get takes back
+ * under event-idx; true if one is there already, so that the caller must not wait for it.
+ */
+bool virtq_arm(struct virtq *vq)
+{
+	if (vq->event_idx)
+		vq->avail->ring[vq->size] = vq->last_used;
+	else
+		vq->avail->flags = 0;
+	virtio_mb();
+	return vq->last_used != __atomic_load_n(&vq->used->idx, __ATOMIC_ACQUIRE);
 }

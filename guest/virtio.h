@@ -10,6 +10,7 @@
 
 #define VIRTIO_ID_NET		1
 #define VIRTIO_ID_BLOCK		2
+#define VIRTIO_ID_CONSOLE	3
 #define VIRTIO_ID_RNG		4
 
 #define VIRTIO_F_RING_INDIRECT_DESC	28
@@ -54,6 +55,7 @@ struct virtio_dev {
 	uint64_t base;
 	uint64_t offered;	/* the device's feature bits */
 	uint64_t features;	/* what was negotiated */
+	uint32_t irq;		/* from the command line: an ISA IRQ below 16, else a GSI */
 };
 
 /* A split virtqueue with its rings; static storage, zero until virtq_init. */
@@ -81,6 +83,7 @@ const char *virtio_find(const struct probe *p, uint32_t device_id, struct virtio
 const char *virtio_start(struct virtio_dev *dev, uint64_t wanted);
 const char *virtq_init(struct virtio_dev *dev, struct virtq *vq, uint16_t index);
 void virtio_ready(struct virtio_dev *dev);
+void virtio_irq_ack(const struct virtio_dev *dev);
 uint8_t virtio_config8(const struct virtio_dev *dev, uint32_t offset);
 uint64_t virtio_config64(const struct virtio_dev *dev, uint32_t offset);
 
@@ -89,6 +92,7 @@ int virtq_add(struct virtq *vq, const struct virtq_buf *bufs, unsigned int n,
 	      struct virtq_desc *table, void *token);
 void virtq_kick(struct virtq *vq);
 void *virtq_get(struct virtq *vq, uint32_t *len);
+bool virtq_arm(struct virtq *vq);
 
 /* blk.c */
 #define BLK_SECTOR		512

@@ -88,9 +88,13 @@ static size_t console_receive(void *opaque, const uint8_t *buf, size_t len)
 	return done;
 }
 
+/*
+ * want_space is the terminal side's, not the driver's: input waiting from before the
+ * reset must still be delivered once the driver posts buffers again.
+ */
 static void console_reset(void *dev)
 {
-	((struct virtio_console *)dev)->want_space = false;
+	(void)dev;
 }
 
 static int console_save(void *dev, struct state_writer *w)

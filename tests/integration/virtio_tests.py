@@ -2,7 +2,7 @@
 and the same probe tests under QEMU microvm for comparison."""
 import shutil
 
-from harness import Skip, check, expect_pass, probe_lines, qemu_argv, run, test
+from harness import Guest, Skip, check, expect_pass, probe_lines, qemu_argv, run, test
 
 
 def qemu_virtio_argv(ctx, cmdline, devices, memory="256M"):
@@ -36,3 +36,30 @@ def probe_without_device_fails_cleanly(ctx):
     status, out, _ = ctx.boot(cmdline="test=rng")
     check(status == 3, f"exit status {status}, want 3 (probe fail)")
     check(any(l.startswith("probe: result=fail test=rng") for l in probe_lines(out)), out)
+
+
+@test
+def console_virtio_takes_terminal_input(ctx):
+    # Input sent before the driver is up must wait for its buffers, across its reset.
+    g = Guest(ctx.argv("--console", "virtio", cmdline="test=console-echo"))
+    try:
+        g.send(b"early\nhello\nquit\n")
+        status = g.wait_exit()
+        lines = expect_pass(status, g.text(), g.errors(), "console-echo")
+        check("probe: console-echo lines=2" in lines, lines)
+        check("early\nhello\n" in g.text().replace("\r", ""), g.text())
+    finally:
+        g.kill()
+
+
+@test
+def console_virtio_after_ready(ctx):
+    g = Guest(ctx.argv("--console", "virtio", cmdline="test=console-echo"))
+    try:
+        check(g.wait_output("probe: console ready"), g.text())
+        g.send(b"one\ntwo\nthree\nquit\n")
+        status = g.wait_exit()
+        lines = expect_pass(status, g.text(), g.errors(), "console-echo")
+        check("probe: console-echo lines=3" in lines, lines)
+    finally:
+        g.kill()
