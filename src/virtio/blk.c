@@ -304,6 +304,7 @@ static void process_queue(struct virtio_blk *blk)
 	/* Out of slots: the rest waits in the ring until completions free some. */
 	blk->stalled = !blk->free_requests;
 	blk_io_kick(blk->io);
+	blk_io_complete(blk->io, false); /* page-cache hits are done already */
 	interrupt(blk);
 }
 

@@ -208,8 +208,8 @@ static int start_uring(struct blk_io *io, const char *name)
 	io->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (io->event_fd < 0)
 		ret = -errno;
-	else
-		ret = io_uring_register_eventfd(&io->ring, io->event_fd);
+	else /* inline completions are reaped right after submission: see blk_io.h */
+		ret = io_uring_register_eventfd_async(&io->ring, io->event_fd);
 	if (ret < 0) {
 		if (io->event_fd >= 0)
 			close(io->event_fd);

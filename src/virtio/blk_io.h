@@ -40,7 +40,11 @@ struct blk_io *blk_io_create(int fd, const char *name, bool sync, blk_io_done_fn
 			     void *opaque);
 /* Waits for requests in flight (done() runs for each), then releases everything but fd. */
 void blk_io_free(struct blk_io *io);
-/* Readable when blk_io_complete() has work; -1 when synchronous. */
+/*
+ * Readable when requests finished asynchronously; -1 when synchronous. Requests the
+ * kernel finishes during submission (page-cache hits) do not signal it: call
+ * blk_io_complete() after blk_io_kick() to return those without another wake-up.
+ */
 int blk_io_event_fd(const struct blk_io *io);
 /* Starts req: when synchronous, done() runs before this returns. */
 void blk_io_submit(struct blk_io *io, struct blk_io_req *req);

@@ -717,11 +717,9 @@ static void interrupts_body(void)
 	for (int i = 0; i < 4; i++)
 		post_request(T_IN, i, &(struct seg){ DATA + 512 * i, 512, true }, 1);
 	virtio_mmio_process(&t, 0);
-	if (uring_mode && uring_works) {
-		/* Nothing comes back before the completion handler runs. */
-		CHECK(used_idx() == 0 && eventfd_read(t.irq_fd, &n) < 0);
+	/* Page-cache hits come back at once; anything the kernel finishes later, by event. */
+	if (uring_mode && uring_works)
 		run_events_until(4, 100);
-	}
 	CHECK(used_idx() == 4);
 	CHECK(eventfd_read(t.irq_fd, &n) == 0 && n >= 1 && n <= 4);
 	if (!uring_mode)
@@ -739,6 +737,7 @@ TEST(completions_interrupt_once_per_batch)
 TEST(reset_drops_requests_in_flight)
 {
 	uint8_t *status[4];
+	uint16_t done, finished = 0;
 
 	unsetenv("SKIFF_BLK_SYNC");
 	make_image(0);
@@ -750,12 +749,15 @@ TEST(reset_drops_requests_in_flight)
 					 1);
 	}
 	virtio_mmio_process(&t, 0);
-	wr(0x070, 0); /* reset while the kernel may still be writing */
+	done = used_idx(); /* finished during submission (page cache); the flush is async */
+	wr(0x070, 0);	   /* reset while the kernel may still be writing */
 	CHECK(rd(0x070) == 0);
-	run_events_until(1, 5);
-	for (int i = 0; i < 4 && uring_works; i++)
-		CHECK(*status[i] == NO_STATUS);
-	CHECK(used_idx() == 0 || !uring_works);
+	run_events_until(done + 1, 5);
+	/* Nothing finished after the reset reached the driver's rings. */
+	CHECK(used_idx() == done);
+	for (int i = 0; i < 4; i++)
+		finished += *status[i] != NO_STATUS;
+	CHECK(finished == done);
 	/* The device works again after the driver sets it up anew. */
 	driver_start();
 	CHECK(one(T_IN, 0, DATA, 512, true) == S_OK);
