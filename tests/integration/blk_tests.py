@@ -143,3 +143,17 @@ def blk_bad_disks(ctx):
     expect_error(ctx, ctx.argv("--disk", disk + ",bogus"), "bad option")
     expect_error(ctx, ctx.argv("--disk", disk + ",id=a", "--disk", disk + ",id=a"), "id=a")
     expect_error(ctx, ctx.argv("--disk", disk, "--disk", disk), "in use by another process")
+
+
+@test
+def blk_rw_under_qemu_writes_the_same_file(ctx):
+    disks = [image(ctx, f"same-{vmm}.img", 4 << 20) for vmm in ("qemu", "skiff")]
+    argv = qemu_virtio_argv(ctx, "test=blk-rw", [
+        "-drive", f"id=d0,file={disks[0]},format=raw,if=none",
+        "-device", "virtio-blk-device,drive=d0"])
+    qs, qout, qerr = run(argv, timeout=120)
+    ss, sout, serr = blk_boot(ctx, disks[1], "test=blk-rw")
+    check(qs == 1 and ss == 1, f"exit statuses QEMU {qs} skiff {ss}: {qerr[:200]} {serr[:200]}")
+    check(probe_lines(sout) == probe_lines(qout), f"{probe_lines(sout)} != {probe_lines(qout)}")
+    with open(disks[0], "rb") as a, open(disks[1], "rb") as b:
+        check(a.read() == b.read(), "QEMU's and skiff's images differ")
