@@ -25,6 +25,15 @@
 
 #define KVM_API_VERSION_EXPECTED 12
 
+/*
+ * What a Linux guest needs on this machine unless told otherwise: its console on the
+ * terminal, reboot through the i8042 (skiff then exits), reboot rather than hang after a
+ * panic, and no PCI probing, as there is no PCI.
+ */
+#define LINUX_DEFAULTS_COMMON	"reboot=k panic=1 pci=off"
+#define LINUX_DEFAULTS		"console=ttyS0 " LINUX_DEFAULTS_COMMON
+#define LINUX_DEFAULTS_HVC	"console=hvc0 " LINUX_DEFAULTS_COMMON
+
 static const struct {
 	int cap;
 	const char *name;
@@ -267,36 +276,39 @@ struct console_sink vm_console_sink(struct vm *vm)
 	return (struct console_sink){ serial_receive, &vm->serial, vm->serial.space_fd };
 }
 
-/* The user's command line, then the virtio-mmio devices in Linux's cmdline convention. */
-static int build_cmdline(const struct vm *vm, const struct vm_config *cfg, char *buf,
-			 size_t size)
+/* virtio-mmio devices in Linux's command-line convention, for kernels that skip ACPI. */
+static int device_params(const struct vm *vm, char *buf, size_t size)
 {
-	size_t len = snprintf(buf, size, "%s", cfg->cmdline ? cfg->cmdline : "");
+	size_t len = 0;
 
+	buf[0] = '\0';
 	for (unsigned i = 0; i < vm->nr_virtio && len < size; i++)
 		len += snprintf(buf + len, size - len, "%svirtio_mmio.device=4K@0x%" PRIx64 ":%u",
 				len ? " " : "", vm->virtio[i].base, vm->virtio[i].gsi);
-	if (len >= size) {
-		log_error("--cmdline: longer than %zu bytes (with the virtio device parameters)",
-			  size - 1);
-		return -EINVAL;
-	}
-	return 0;
+	return len < size ? 0 : -E2BIG;
 }
 
 static int load_guest(struct vm *vm, const struct vm_config *cfg)
 {
 	struct mapped_file kernel = { 0 }, initrd = { 0 };
-	static char cmdline[LAYOUT_CMDLINE_MAX];
-	struct boot_config boot = { .cmdline = cmdline };
+	static char params[LAYOUT_CMDLINE_MAX];
+	struct boot_config boot = {
+		.cmdline = cfg->cmdline,
+		.linux_defaults = cfg->console == CONSOLE_VIRTIO ? LINUX_DEFAULTS_HVC : LINUX_DEFAULTS,
+		.device_params = params,
+	};
+	struct acpi_mmio_device acpi_devs[MAX_VIRTIO_DEVICES];
 	struct boot_entry entry;
 	int ret;
 
-	ret = build_cmdline(vm, cfg, cmdline, sizeof(cmdline));
+	ret = device_params(vm, params, sizeof(params));
 	if (ret)
-		return ret;
+		return ret; /* at most MAX_VIRTIO_DEVICES short entries: cannot happen */
 
-	ret = acpi_build(&vm->mem, cfg->cpus, &boot.rsdp);
+	for (unsigned i = 0; i < vm->nr_virtio; i++)
+		acpi_devs[i] = (struct acpi_mmio_device){ vm->virtio[i].base, VIRTIO_MMIO_SIZE,
+							  vm->virtio[i].gsi };
+	ret = acpi_build(&vm->mem, cfg->cpus, acpi_devs, vm->nr_virtio, &boot.rsdp);
 	ret = ret ?: mptable_build(&vm->mem, cfg->cpus);
 	if (ret) {
 		log_error("building firmware tables: %s", strerror(-ret));

@@ -239,5 +239,38 @@ TEST(cmdline_and_initrd_limits)
 	CHECK(load(n, NULL, big_rd, 0, &e) < 0); /* empty initrd */
 }
 
+static const char *composed(size_t size, const char *user)
+{
+	struct boot_config cfg = {
+		.kernel = { "kernel", image, size },
+		.cmdline = user,
+		.linux_defaults = "console=ttyS0 reboot=k panic=1",
+		.device_params = "virtio_mmio.device=4K@0xd0000000:5",
+		.rsdp = LAYOUT_ACPI,
+	};
+	struct boot_entry e;
+
+	fresh_mem();
+	return boot_load(&mem, &cfg, &e) ? NULL : (const char *)guest_buf + LAYOUT_CMDLINE;
+}
+
+TEST(linux_defaults_and_device_params)
+{
+	const char *c;
+
+	/* Linux (vmlinux, bzImage): defaults unless the user sets the key; devices via ACPI */
+	c = composed(make_elf(false, LOAD_ADDR), "console=hvc0 quiet");
+	CHECK(c && !strcmp(c, "reboot=k panic=1 console=hvc0 quiet"));
+	c = composed(make_bzimage(), NULL);
+	CHECK(c && !strcmp(c, "console=ttyS0 reboot=k panic=1"));
+	c = composed(make_bzimage(), "xconsole=1 panic=5");
+	CHECK(c && !strcmp(c, "console=ttyS0 reboot=k xconsole=1 panic=5"));
+	/* other PVH kernels: no Linux defaults, devices on the command line */
+	c = composed(make_elf(true, LOAD_ADDR), "test=rng");
+	CHECK(c && !strcmp(c, "test=rng virtio_mmio.device=4K@0xd0000000:5"));
+	c = composed(make_elf(true, LOAD_ADDR), "");
+	CHECK(c && !strcmp(c, "virtio_mmio.device=4K@0xd0000000:5"));
+}
+
 TEST_MAIN(T(pvh_elf), T(vmlinux_elf), T(elf_malformed), T(bzimage), T(bzimage_malformed),
-	  T(cmdline_and_initrd_limits))
+	  T(cmdline_and_initrd_limits), T(linux_defaults_and_device_params))

@@ -91,11 +91,13 @@ static const uint8_t *table_at(struct guest_mem *mem, uint64_t gpa)
 TEST(acpi_tables)
 {
 	struct guest_mem mem = mem_of(64 << 20);
-	const uint8_t *rsdp, *xsdt, *fadt, *madt, *dsdt, *e;
+	static const struct acpi_mmio_device devs[2] = { { 0xd0000000, 0x1000, 5 },
+							 { 0xd0001000, 0x1000, 6 } };
+	const uint8_t *rsdp, *xsdt, *fadt, *madt, *dsdt, *e, *crs;
 	uint64_t rsdp_gpa;
 	unsigned cpus = 0;
 
-	CHECK(acpi_build(&mem, 4, &rsdp_gpa) == 0);
+	CHECK(acpi_build(&mem, 4, devs, 2, &rsdp_gpa) == 0);
 	rsdp = guest_mem_ptr(&mem, rsdp_gpa, 36);
 	CHECK(!memcmp(rsdp, "RSD PTR ", 8) && rsdp[15] == 2);
 	CHECK(sum(rsdp, 20) == 0 && sum(rsdp, 36) == 0);
@@ -113,6 +115,14 @@ TEST(acpi_tables)
 	dsdt = table_at(&mem, get_le64(fadt + 140));
 	CHECK(!memcmp(dsdt, "DSDT", 4) && sum(dsdt, get_le32(dsdt + 4)) == 0);
 	CHECK(memmem(dsdt, get_le32(dsdt + 4), "_S5_\x12", 5) != NULL);
+	/* \_SB.VR01: LNRO0005 with its window and GSI in _CRS */
+	crs = memmem(dsdt, get_le32(dsdt + 4), "VR01", 4);
+	CHECK(crs && memmem(crs, 30, "LNRO0005", 8));
+	crs = crs ? memmem(crs, 60, "_CRS", 4) : NULL;
+	CHECK(crs && crs[4] == 0x11 && crs[8] == 0x86);
+	CHECK(crs && get_le32(crs + 12) == 0xd0001000 && get_le32(crs + 16) == 0x1000);
+	CHECK(crs && crs[20] == 0x89 && get_le32(crs + 25) == 6);
+	CHECK(crs && crs[29] == 0x79);
 	CHECK(!memcmp(madt, "APIC", 4) && sum(madt, get_le32(madt + 4)) == 0);
 	CHECK(get_le32(madt + 36) == LAYOUT_LAPIC);
 	for (e = madt + 44; e < madt + get_le32(madt + 4); e += e[1]) {
@@ -131,9 +141,9 @@ TEST(acpi_limits)
 	struct guest_mem mem = mem_of(64 << 20);
 	uint64_t rsdp;
 
-	CHECK(acpi_build(&mem, 0, &rsdp) < 0);
-	CHECK(acpi_build(&mem, TABLES_MAX_CPUS + 1, &rsdp) < 0);
-	CHECK(acpi_build(&mem, TABLES_MAX_CPUS, &rsdp) == 0);
+	CHECK(acpi_build(&mem, 0, NULL, 0, &rsdp) < 0);
+	CHECK(acpi_build(&mem, TABLES_MAX_CPUS + 1, NULL, 0, &rsdp) < 0);
+	CHECK(acpi_build(&mem, TABLES_MAX_CPUS, NULL, 0, &rsdp) == 0);
 }
 
 TEST(mptable)

@@ -9,6 +9,7 @@
 #include "../../util/bytes.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define RSDP_SIZE	36
@@ -16,8 +17,12 @@
 #define FADT_SIZE	276
 #define XSDT_OFFSET	0x40
 #define FADT_OFFSET	0x100
-#define DSDT_OFFSET	0x300
-#define MADT_OFFSET	0x400
+#define MADT_OFFSET	0x300 /* up to 2.1 KiB for TABLES_MAX_CPUS */
+#define DSDT_OFFSET	0x1000
+#define DSDT_MAX	0x2000
+
+_Static_assert(DSDT_OFFSET + HEADER_SIZE + 64 + 4 + MAX_VIRTIO_ACPI * 64 < DSDT_MAX &&
+	       DSDT_MAX <= LAYOUT_ACPI_MAX, "the DSDT fits its place");
 
 #define FADT_WBINVD		(1u << 0)
 #define FADT_PWR_BUTTON		(1u << 4)
@@ -33,11 +38,88 @@
 #define MADT_INT_OVERRIDE	2
 #define MADT_LAPIC_NMI		4
 
-/* DefinitionBlock body: Name (_S5, Package () { 5, 5, 0, 0 }), the S5 sleep type. */
-static const uint8_t dsdt_aml[] = {
+/* Name (_S5, Package () { 5, 5, 0, 0 }): the S5 sleep type. */
+static const uint8_t s5_aml[] = {
 	0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04,
 	0x0a, ACPI_S5_SLP_TYP, 0x0a, ACPI_S5_SLP_TYP, 0x00, 0x00,
 };
+
+#define AML_NAME	0x08
+#define AML_BYTE	0x0a
+#define AML_STRING	0x0d
+#define AML_SCOPE	0x10
+#define AML_BUFFER	0x11
+#define AML_EXT		0x5b
+#define AML_DEVICE	0x82
+
+/* ACPI 6.4 §20.2.4: a PkgLength of 1 or 2 bytes (enough for tables below 4 KiB). */
+static uint8_t *aml_pkglen(uint8_t *p, size_t len)
+{
+	if (len + 1 < 64) {
+		*p++ = len + 1;
+	} else {
+		len += 2;
+		*p++ = 0x40 | (len & 0x0f);
+		*p++ = len >> 4;
+	}
+	return p;
+}
+
+static uint8_t *aml_bytes(uint8_t *p, const void *src, size_t n)
+{
+	memcpy(p, src, n);
+	return p + n;
+}
+
+/*
+ * Device (VRnn) { _HID "LNRO0005", _UID n, _CRS: its MMIO window and edge interrupt } —
+ * how Linux's virtio_mmio driver finds devices through ACPI (kernels built without
+ * VIRTIO_MMIO_CMDLINE_DEVICES, like Debian's, have no other way).
+ */
+static uint8_t *aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio_device *d)
+{
+	uint8_t crs[23] = {
+		0x86, 0x09, 0x00, 0x01, /* Memory32Fixed, read-write */
+		[12] = 0x89, 0x06, 0x00, 0x03, 0x01, /* Interrupt: consumer, edge, high; one */
+		[21] = 0x79, 0x00, /* end tag */
+	};
+	uint8_t body[64], *b = body;
+	char name[5];
+
+	put_le32(crs + 4, d->base);
+	put_le32(crs + 8, d->size);
+	put_le32(crs + 17, d->gsi);
+	snprintf(name, sizeof(name), "VR%02X", n & 0xff);
+	b = aml_bytes(b, name, 4);
+	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'H', 'I', 'D', AML_STRING }, 6);
+	b = aml_bytes(b, "LNRO0005", 9);
+	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'U', 'I', 'D', AML_BYTE, n }, 7);
+	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'C', 'R', 'S', AML_BUFFER }, 6);
+	b = aml_pkglen(b, 2 + sizeof(crs));
+	b = aml_bytes(b, (uint8_t[]){ AML_BYTE, sizeof(crs) }, 2);
+	b = aml_bytes(b, crs, sizeof(crs));
+	*p++ = AML_EXT;
+	*p++ = AML_DEVICE;
+	p = aml_pkglen(p, b - body);
+	return aml_bytes(p, body, b - body);
+}
+
+/* The DSDT's definition block: \_S5 and, in \_SB, the virtio-mmio devices. */
+static size_t build_dsdt_aml(uint8_t *aml, const struct acpi_mmio_device *devs, unsigned n)
+{
+	uint8_t devices[MAX_VIRTIO_ACPI * 64], *d = devices, *p = aml;
+
+	p = aml_bytes(p, s5_aml, sizeof(s5_aml));
+	if (!n)
+		return p - aml;
+	for (unsigned i = 0; i < n; i++)
+		d = aml_virtio_device(d, i, &devs[i]);
+	*p++ = AML_SCOPE;
+	p = aml_pkglen(p, 4 + (d - devices));
+	p = aml_bytes(p, "_SB_", 4);
+	p = aml_bytes(p, devices, d - devices);
+	return p - aml;
+}
 
 static void header(uint8_t *t, const char *sig, uint32_t len, uint8_t revision)
 {
@@ -122,18 +204,20 @@ static uint32_t build_madt(uint8_t *t, unsigned nr_cpus)
 	return e - t;
 }
 
-int acpi_build(struct guest_mem *mem, unsigned nr_cpus, uint64_t *rsdp_gpa)
+int acpi_build(struct guest_mem *mem, unsigned nr_cpus, const struct acpi_mmio_device *devs,
+	       unsigned nr_devs, uint64_t *rsdp_gpa)
 {
 	uint8_t *base = guest_mem_ptr(mem, LAYOUT_ACPI, LAYOUT_ACPI_MAX);
 	uint8_t *rsdp, *xsdt;
+	size_t aml_len;
 
-	if (!base || nr_cpus == 0 || nr_cpus > TABLES_MAX_CPUS)
+	if (!base || nr_cpus == 0 || nr_cpus > TABLES_MAX_CPUS || nr_devs > MAX_VIRTIO_ACPI)
 		return -EINVAL;
 	guest_mem_clear(mem, base, LAYOUT_ACPI_MAX);
 
 	build_fadt(base + FADT_OFFSET, LAYOUT_ACPI + DSDT_OFFSET);
-	header(base + DSDT_OFFSET, "DSDT", HEADER_SIZE + sizeof(dsdt_aml), 2);
-	memcpy(base + DSDT_OFFSET + HEADER_SIZE, dsdt_aml, sizeof(dsdt_aml));
+	aml_len = build_dsdt_aml(base + DSDT_OFFSET + HEADER_SIZE, devs, nr_devs);
+	header(base + DSDT_OFFSET, "DSDT", HEADER_SIZE + aml_len, 2);
 	finish(base + DSDT_OFFSET);
 	build_madt(base + MADT_OFFSET, nr_cpus);
 

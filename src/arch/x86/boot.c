@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define PVH_MAGIC		0x336ec578
@@ -76,19 +77,65 @@ static int load_initrd(struct guest_mem *mem, const struct boot_config *cfg,
 	return 0;
 }
 
+/* Whether cmdline has a parameter starting with key (which ends in '='). */
+static bool has_param(const char *cmdline, const char *key, size_t key_len)
+{
+	for (const char *p = cmdline; *p; p++)
+		if ((p == cmdline || p[-1] == ' ') && !strncmp(p, key, key_len))
+			return true;
+	return false;
+}
+
+/* Appends s[0..n) to buf, space-separated; lengths past size are counted, not written. */
+static size_t add_words(char *buf, size_t len, size_t size, const char *s, size_t n)
+{
+	if (n == 0)
+		return len;
+	if (len) {
+		if (len < size)
+			buf[len] = ' ';
+		len++;
+	}
+	if (len < size)
+		memcpy(buf + len, s, n < size - len ? n : size - len);
+	return len + n;
+}
+
+/* The kernel's command line: Linux defaults, the user's, the device parameters. */
+static size_t compose_cmdline(const struct boot_config *cfg, const struct kernel_info *ki,
+			      char *buf, size_t size)
+{
+	const char *user = cfg->cmdline ? cfg->cmdline : "";
+	const char *d = ki->is_linux ? cfg->linux_defaults : NULL;
+	size_t len = 0;
+
+	while (d && *d) {
+		size_t word = strcspn(d, " "), key = strcspn(d, "=") + 1;
+
+		if (key <= word && !has_param(user, d, key))
+			len = add_words(buf, len, size, d, word);
+		d += word + (d[word] == ' ');
+	}
+	len = add_words(buf, len, size, user, strlen(user));
+	if (!ki->is_linux && cfg->device_params)
+		len = add_words(buf, len, size, cfg->device_params, strlen(cfg->device_params));
+	return len;
+}
+
 static int write_cmdline(struct guest_mem *mem, const struct boot_config *cfg,
 			 const struct kernel_info *ki)
 {
-	const char *cmdline = cfg->cmdline ? cfg->cmdline : "";
-	size_t len = strlen(cmdline);
+	static char cmdline[LAYOUT_CMDLINE_MAX];
+	size_t len = compose_cmdline(cfg, ki, cmdline, sizeof(cmdline));
 	uint64_t max = ki->cmdline_max < LAYOUT_CMDLINE_MAX - 1 ? ki->cmdline_max
 								 : LAYOUT_CMDLINE_MAX - 1;
 
 	if (len > max) {
-		log_error("%s: command line of %zu bytes is longer than the kernel accepts (%" PRIu64
-			  ")", cfg->kernel.name, len, max);
+		log_error("--cmdline: %zu bytes with skiff's additions, more than %s accepts "
+			  "(%" PRIu64 ")", len, cfg->kernel.name, max);
 		return -EINVAL;
 	}
+	cmdline[len] = '\0';
 	memcpy(guest_mem_ptr(mem, LAYOUT_CMDLINE, len + 1), cmdline, len + 1);
 	return 0;
 }

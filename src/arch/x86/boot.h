@@ -17,7 +17,12 @@ struct boot_image {
 struct boot_config {
 	struct boot_image kernel;
 	struct boot_image initrd; /* name NULL: none */
-	const char *cmdline;
+	const char *cmdline;	  /* the user's; NULL: empty */
+	/* "key=value ..." put before a Linux kernel's command line, each unless the user's
+	 * already sets key. */
+	const char *linux_defaults;
+	/* Appended for kernels that do not read devices from ACPI (all but Linux). */
+	const char *device_params;
 	uint64_t rsdp; /* guest address of the ACPI RSDP */
 };
 

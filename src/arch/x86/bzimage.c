@@ -120,6 +120,7 @@ int bzimage_load(struct guest_mem *mem, const struct boot_image *img, struct ker
 	memcpy(dst, d + setup_size, kernel_size);
 	*ki = (struct kernel_info){
 		.format = KERNEL_BZIMAGE,
+		.is_linux = true,
 		.entry = addr + ENTRY_64_OFFSET,
 		.end = addr + need,
 		.initrd_addr_max = get_le32(d + OFF_INITRD_ADDR_MAX),

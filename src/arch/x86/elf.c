@@ -22,6 +22,7 @@
 #define EM_X86_64		62
 #define PT_LOAD			1
 #define PT_NOTE			4
+#define XEN_ELFNOTE_GUEST_OS	6
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define MAX_PHDRS		64
 
@@ -30,29 +31,47 @@ static uint64_t align4(uint64_t v)
 	return (v + 3) & ~3ULL;
 }
 
-/* Looks for the PVH entry note in one PT_NOTE segment's bytes. */
-static int find_pvh_note(const struct boot_image *img, const uint8_t *p, uint64_t len,
-			 uint64_t *entry, bool *found)
+/* What the Xen notes say: the PVH entry, and whether the guest is Linux. */
+struct xen_notes {
+	bool pvh;
+	uint64_t entry;
+	bool is_linux;
+};
+
+static int read_xen_note(const struct boot_image *img, uint32_t type, const uint8_t *desc,
+			 uint32_t descsz, struct xen_notes *notes)
+{
+	if (type == XEN_ELFNOTE_GUEST_OS) {
+		notes->is_linux = descsz >= 5 && !memcmp(desc, "linux", 5);
+	} else if (type == XEN_ELFNOTE_PHYS32_ENTRY) {
+		if (descsz != 4 && descsz != 8) {
+			log_error("%s: PVH entry note has %" PRIu32 " bytes, not 4 or 8", img->name,
+				  descsz);
+			return -EINVAL;
+		}
+		notes->entry = descsz == 4 ? get_le32(desc) : get_le64(desc);
+		notes->pvh = true;
+	}
+	return 0;
+}
+
+/* Reads the Xen notes in one PT_NOTE segment's bytes. */
+static int scan_notes(const struct boot_image *img, const uint8_t *p, uint64_t len,
+		      struct xen_notes *notes)
 {
 	while (len >= 12) {
 		uint32_t namesz = get_le32(p), descsz = get_le32(p + 4), type = get_le32(p + 8);
 		uint64_t name_len = align4(namesz), desc_len = align4(descsz);
+		int ret;
 
 		if (name_len > len - 12 || desc_len > len - 12 - name_len) {
 			log_error("%s: ELF note runs past its segment", img->name);
 			return -EINVAL;
 		}
-		if (type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 && !memcmp(p + 12, "Xen", 4)) {
-			const uint8_t *desc = p + 12 + name_len;
-
-			if (descsz != 4 && descsz != 8) {
-				log_error("%s: PVH entry note has %" PRIu32 " bytes, not 4 or 8",
-					  img->name, descsz);
-				return -EINVAL;
-			}
-			*entry = descsz == 4 ? get_le32(desc) : get_le64(desc);
-			*found = true;
-			return 0;
+		if (namesz == 4 && !memcmp(p + 12, "Xen", 4)) {
+			ret = read_xen_note(img, type, p + 12 + name_len, descsz, notes);
+			if (ret)
+				return ret;
 		}
 		p += 12 + name_len + desc_len;
 		len -= 12 + name_len + desc_len;
@@ -130,9 +149,9 @@ static bool entry_in_segments(const uint8_t *phdrs, unsigned phnum, uint64_t ent
 int elf_load(struct guest_mem *mem, const struct boot_image *img, struct kernel_info *ki)
 {
 	const uint8_t *e = img->data, *phdrs;
-	uint64_t phoff, entry = 0, end = 0;
+	struct xen_notes notes = { 0 };
+	uint64_t phoff, entry, end = 0;
 	unsigned phnum, loads = 0;
-	bool pvh = false;
 	int ret = check_header(img);
 
 	if (ret)
@@ -146,7 +165,7 @@ int elf_load(struct guest_mem *mem, const struct boot_image *img, struct kernel_
 		return -EINVAL;
 	}
 	phdrs = e + phoff;
-	for (unsigned i = 0; i < phnum && !pvh; i++) {
+	for (unsigned i = 0; i < phnum; i++) {
 		const uint8_t *ph = phdrs + i * PHDR_SIZE;
 		uint64_t offset = get_le64(ph + 8), filesz = get_le64(ph + 32);
 
@@ -156,7 +175,7 @@ int elf_load(struct guest_mem *mem, const struct boot_image *img, struct kernel_
 			log_error("%s: ELF note segment runs past the end of the file", img->name);
 			return -EINVAL;
 		}
-		ret = find_pvh_note(img, e + offset, filesz, &entry, &pvh);
+		ret = scan_notes(img, e + offset, filesz, &notes);
 		if (ret)
 			return ret;
 	}
@@ -174,15 +193,15 @@ int elf_load(struct guest_mem *mem, const struct boot_image *img, struct kernel_
 		log_error("%s: ELF has no loadable segments", img->name);
 		return -EINVAL;
 	}
-	if (!pvh)
-		entry = get_le64(e + 24);
+	entry = notes.pvh ? notes.entry : get_le64(e + 24);
 	if (!entry_in_segments(phdrs, phnum, entry)) {
 		log_error("%s: entry point 0x%" PRIx64 " is outside the loaded segments", img->name,
 			  entry);
 		return -EINVAL;
 	}
 	*ki = (struct kernel_info){
-		.format = pvh ? KERNEL_PVH : KERNEL_VMLINUX,
+		.format = notes.pvh ? KERNEL_PVH : KERNEL_VMLINUX,
+		.is_linux = !notes.pvh || notes.is_linux, /* no PVH note: a vmlinux */
 		.entry = entry,
 		.end = end,
 		.initrd_addr_max = UINT64_MAX,

@@ -10,6 +10,7 @@ enum kernel_format { KERNEL_PVH, KERNEL_VMLINUX, KERNEL_BZIMAGE };
 
 struct kernel_info {
 	enum kernel_format format;
+	bool is_linux; /* reads its devices from ACPI and takes skiff's Linux defaults */
 	uint64_t entry;
 	uint64_t end;		  /* first guest address above everything the kernel uses */
 	uint64_t initrd_addr_max; /* highest address the initrd may end at (inclusive) */

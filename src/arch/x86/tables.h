@@ -26,8 +26,21 @@ unsigned e820_build(const struct guest_mem *mem, struct e820_entry *out);
 /* Makes the byte sum of [p, p + len) zero by setting *sum_byte. */
 void table_checksum(void *p, size_t len, uint8_t *sum_byte);
 
-/* Writes RSDP, XSDT, FADT, DSDT and MADT at LAYOUT_ACPI; returns 0 and the RSDP address. */
-int acpi_build(struct guest_mem *mem, unsigned nr_cpus, uint64_t *rsdp);
+/* An MMIO device for the DSDT: a virtio-mmio window and its edge-triggered GSI. */
+struct acpi_mmio_device {
+	uint64_t base;
+	uint32_t size;
+	uint32_t gsi;
+};
+
+#define MAX_VIRTIO_ACPI 24
+
+/*
+ * Writes RSDP, XSDT, FADT, MADT and DSDT (with the virtio-mmio devices) at LAYOUT_ACPI;
+ * returns 0 and the RSDP address.
+ */
+int acpi_build(struct guest_mem *mem, unsigned nr_cpus, const struct acpi_mmio_device *devs,
+	       unsigned nr_devs, uint64_t *rsdp);
 /* Writes the MP floating pointer and configuration table at LAYOUT_MPTABLE. */
 int mptable_build(struct guest_mem *mem, unsigned nr_cpus);
 
