@@ -1,5 +1,7 @@
 /* Probe guest: shared types, hardware access helpers and cross-file interfaces. */
 #ifndef PROBE_H
+#define BOOT_TIMER_PORT	0x440	/* skiff's boot-time device */
+#define BOOT_TIMER_MAGIC	123
 #define PROBE_H
 
 #include <stdarg.h>

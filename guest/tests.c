@@ -190,6 +190,14 @@ static const char *test_reset(struct probe *p)
 	return "still-running";
 }
 
+/* skiff's boot-time device: the write makes the VMM log how long the boot took. */
+static const char *test_boot_time(struct probe *p)
+{
+	(void)p;
+	outb(BOOT_TIMER_PORT, BOOT_TIMER_MAGIC);
+	return NULL;
+}
+
 static const char *test_poweroff(struct probe *p)
 {
 	const char *reason;
@@ -207,6 +215,7 @@ static const struct test tests[] = {
 	{ "echo", test_echo, NULL },
 	{ "reset", test_reset, NULL },
 	{ "poweroff", test_poweroff, NULL },
+	{ "boot-time", test_boot_time, NULL },
 	{ "blk-rw", test_blk_rw, NULL },
 	{ "blk-read", test_blk_read, NULL },
 	{ "blk-id", test_blk_id, NULL },

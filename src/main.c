@@ -10,9 +10,13 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_SKIFF_ERROR 2
+
+/* When main() began: the boot-time device measures from here. */
+static struct timespec started;
 
 static void print_help(FILE *out)
 {
@@ -89,6 +93,7 @@ static int cmd_run(int argc, char *const argv[])
 		break;
 	}
 	log_set_level(opts.log_level);
+	opts.vm.start = started;
 	signal_fd = setup_signals();
 	if (signal_fd < 0) {
 		log_error("setting up signals: %m");
@@ -115,6 +120,7 @@ static int cmd_run(int argc, char *const argv[])
 
 int main(int argc, char *argv[])
 {
+	clock_gettime(CLOCK_MONOTONIC, &started);
 	if (argc < 2) {
 		print_help(stderr);
 		return EXIT_SKIFF_ERROR;

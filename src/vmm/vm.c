@@ -160,6 +160,7 @@ static int add_devices(struct vm *vm, const struct vm_config *cfg, int console_o
 	}
 	i8042_init(&vm->i8042, vm->power);
 	rtc_init(&vm->rtc, NULL);
+	boot_timer_init(&vm->boot_timer, cfg->start);
 	vm->devices_ready = true;
 
 	/* Fixed, non-overlapping ranges: a failure here is a bug, not bad input. */
@@ -170,6 +171,8 @@ static int add_devices(struct vm *vm, const struct vm_config *cfg, int console_o
 	ret = ret ?: bus_register(&vm->pio, PORT_RTC, 2, rtc_access, &vm->rtc);
 	ret = ret ?: bus_register(&vm->pio, PORT_ACPI_SLEEP_CTL, ACPI_PM_PORTS, acpi_pm_access,
 				  &vm->power);
+	ret = ret ?: bus_register(&vm->pio, PORT_BOOT_TIMER, 1, boot_timer_access,
+				  &vm->boot_timer);
 	if (!ret && cfg->debug_exit)
 		ret = bus_register(&vm->pio, PORT_DEBUG_EXIT, 4, debug_exit_access, &vm->power);
 	if (ret)

@@ -6,6 +6,7 @@
 #include "event.h"
 #include "memory.h"
 
+#include "../devices/boot_timer.h"
 #include "../devices/i8042.h"
 #include "../devices/ioapic.h"
 #include "../devices/rtc.h"
@@ -32,6 +33,7 @@ struct vm_config {
 	unsigned cpus;
 	uint64_t memory;
 	bool debug_exit;
+	struct timespec start; /* when skiff started, for the boot-time device */
 	unsigned nr_disks;
 	struct blk_config disks[VM_MAX_DISKS];
 	unsigned nr_nets;
@@ -56,6 +58,7 @@ struct vm {
 	struct serial serial;
 	struct i8042 i8042;
 	struct rtc rtc;
+	struct boot_timer boot_timer;
 	struct power_ctl power;
 	bool devices_ready; /* the devices above need destroying */
 	unsigned nr_virtio;

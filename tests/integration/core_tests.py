@@ -230,3 +230,15 @@ def qemu_compare(cpus, memory, test_name):
 for _cpus, _mem, _t in ((1, "64M", "hello"), (2, "1G", "smp"), (4, "5G", "hello"),
                         (1, "1G", "mem")):
     test(qemu_compare(_cpus, _mem, _t))
+
+
+@test
+def boot_time_device_logs_once(ctx):
+    status, out, err = ctx.boot(cmdline="test=boot-time", extra=["--log-level", "info"])
+    expect_pass(status, out, err, "boot-time")
+    times = [l for l in err.splitlines() if "guest boot time:" in l]
+    check(len(times) == 1, err)
+    us = int(times[0].split("guest boot time: ")[1].split()[0])
+    check(us > 0, times[0])
+    status, out, err = ctx.boot(cmdline="test=boot-time")  # default level: quiet
+    check("boot time" not in err, err)
