@@ -104,7 +104,7 @@ TEST(pvh_elf)
 	CHECK(get_le32(info) == 0x336ec578 && get_le32(info + 4) == 1);
 	CHECK(!strcmp((char *)guest_buf + get_le64(info + 24), "test=smp"));
 	CHECK(get_le64(info + 32) == LAYOUT_ACPI);
-	CHECK(get_le32(info + 48) == 4); /* memory map entries */
+	CHECK(get_le32(info + 48) == 3); /* memory map entries */
 	CHECK(get_le32(info + 12) == 1); /* one module: the initrd */
 	{
 		const uint8_t *mod = guest_buf + get_le64(info + 16);
@@ -126,7 +126,7 @@ TEST(vmlinux_elf)
 	CHECK(get_le16(bp + 0x1fe) == 0xaa55 && get_le32(bp + 0x202) == 0x53726448);
 	CHECK(get_le32(bp + 0x228) == LAYOUT_CMDLINE);
 	CHECK(!strcmp((char *)guest_buf + LAYOUT_CMDLINE, "console=ttyS0"));
-	CHECK(bp[0x1e8] == 4 && get_le64(bp + 0x70) == LAYOUT_ACPI);
+	CHECK(bp[0x1e8] == 3 && get_le64(bp + 0x70) == LAYOUT_ACPI);
 	/* identity map: PML4 -> PDPT -> 2 MiB pages */
 	CHECK((get_le64(guest_buf + LAYOUT_PML4) & ~0xfffULL) == LAYOUT_PDPT);
 	CHECK(get_le64(guest_buf + LAYOUT_PD + 8) == (0x200000 | 0x83));

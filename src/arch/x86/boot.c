@@ -70,6 +70,7 @@ static int load_initrd(struct guest_mem *mem, const struct boot_config *cfg,
 		return -EINVAL;
 	}
 	*addr = (top - rd->size) & ~0xfffULL;
+	log_debug("initrd at 0x%" PRIx64 ", %zu bytes", *addr, rd->size);
 	dst = guest_mem_ptr(mem, *addr, rd->size);
 	if (!dst)
 		return -EINVAL;
@@ -137,6 +138,7 @@ static int write_cmdline(struct guest_mem *mem, const struct boot_config *cfg,
 	}
 	cmdline[len] = '\0';
 	memcpy(guest_mem_ptr(mem, LAYOUT_CMDLINE, len + 1), cmdline, len + 1);
+	log_debug("kernel command line: %s", cmdline);
 	return 0;
 }
 
@@ -238,6 +240,17 @@ static void write_boot_params(struct guest_mem *mem, const struct boot_config *c
 	}
 }
 
+static void log_e820(const struct guest_mem *mem)
+{
+	struct e820_entry e820[E820_MAX];
+	unsigned n = e820_build(mem, e820);
+
+	for (unsigned i = 0; i < n && log_get_level() >= LOG_DEBUG; i++)
+		log_debug("e820: [mem 0x%016" PRIx64 "-0x%016" PRIx64 "] %s", e820[i].addr,
+			  e820[i].addr + e820[i].size - 1,
+			  e820[i].type == E820_RAM ? "usable" : "reserved");
+}
+
 int boot_load(struct guest_mem *mem, const struct boot_config *cfg, struct boot_entry *entry)
 {
 	struct kernel_info ki;
@@ -271,6 +284,7 @@ int boot_load(struct guest_mem *mem, const struct boot_config *cfg, struct boot_
 	if (ret)
 		return ret;
 
+	log_e820(mem);
 	entry->rip = ki.entry;
 	entry->params = LAYOUT_ZERO_PAGE;
 	if (ki.format == KERNEL_PVH) {

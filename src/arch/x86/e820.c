@@ -5,10 +5,13 @@ unsigned e820_build(const struct guest_mem *mem, struct e820_entry *out)
 {
 	unsigned n = 0;
 
+	/*
+	 * EBDA, the legacy VGA/ISA window and the BIOS area are one reserved range, as on a
+	 * PC; Linux's PVH entry reserves the ISA window itself, so this way both boot paths
+	 * report the very map skiff wrote.
+	 */
 	out[n++] = (struct e820_entry){ 0, LAYOUT_EBDA, E820_RAM };
-	out[n++] = (struct e820_entry){ LAYOUT_EBDA, 0xa0000 - LAYOUT_EBDA, E820_RESERVED };
-	out[n++] = (struct e820_entry){ LAYOUT_BIOS_START, LAYOUT_HIGH_MEM - LAYOUT_BIOS_START,
-					E820_RESERVED };
+	out[n++] = (struct e820_entry){ LAYOUT_EBDA, LAYOUT_HIGH_MEM - LAYOUT_EBDA, E820_RESERVED };
 	out[n++] = (struct e820_entry){ LAYOUT_HIGH_MEM, guest_mem_low_end(mem) - LAYOUT_HIGH_MEM,
 					E820_RAM };
 	for (unsigned i = 1; i < mem->nr_regions; i++)
