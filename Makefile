@@ -8,7 +8,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -DSKIFF_VERSION='"$(VERSION)"' $(WARN) -g -MMD -MP
 CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS := -lpthread -luring -lslirp
+LDLIBS := -lpthread -luring -lslirp -lz -lbz2 -llzma -llzo2 -llz4 -lzstd
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -93,4 +93,4 @@ clean:
 .PHONY: FORCE test-build
 # Keep intermediate objects: make would otherwise delete them after tests/run's last line.
 .SECONDARY:
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/plain $(BUILD)/asan -name '*.d' -type f 2>/dev/null)

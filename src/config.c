@@ -57,7 +57,9 @@ void config_print_run_help(FILE *out)
 		"\n"
 		"Options:\n"
 		"  --kernel FILE      kernel to boot: an ELF with a Xen PVH note, a Linux vmlinux\n"
-		"                     ELF, or a Linux bzImage (required)\n"
+		"                     ELF, or a Linux bzImage (required); a bzImage's kernel is\n"
+		"                     decompressed on the host and booted directly\n"
+		"  --no-unpack        boot a bzImage through its own in-guest decompressor\n"
 		"  --initrd FILE      initial ramdisk, loaded below the 32-bit MMIO hole\n"
 		"  --cmdline STR      kernel command line (default: empty)\n"
 		"  --cpus N           number of vCPUs, 1 to %u (default: %u)\n"
@@ -122,7 +124,8 @@ static int parse_memory(const char *text, uint64_t *bytes)
 }
 
 enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
-		 OPT_DISK, OPT_NET, OPT_RNG, OPT_CONSOLE, OPT_LOG_LEVEL, OPT_HELP, OPT_COUNT };
+		 OPT_DISK, OPT_NET, OPT_RNG, OPT_CONSOLE, OPT_NO_UNPACK, OPT_LOG_LEVEL, OPT_HELP,
+		 OPT_COUNT };
 
 static const struct {
 	const char *name;
@@ -139,6 +142,7 @@ static const struct {
 	[OPT_NET] = { "--net", true, true },
 	[OPT_RNG] = { "--rng", false, false },
 	[OPT_CONSOLE] = { "--console", true, false },
+	[OPT_NO_UNPACK] = { "--no-unpack", false, false },
 	[OPT_LOG_LEVEL] = { "--log-level", true, false },
 	[OPT_HELP] = { "--help", false, false },
 };
@@ -192,6 +196,9 @@ static int apply_option(int id, char *value, struct run_options *opts)
 		return config_parse_net(value, &opts->vm);
 	case OPT_RNG:
 		opts->vm.rng = true;
+		return 0;
+	case OPT_NO_UNPACK:
+		opts->vm.no_unpack = true;
 		return 0;
 	case OPT_CONSOLE:
 		if (!strcmp(value, "serial")) {

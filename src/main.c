@@ -5,8 +5,12 @@
 #include "vmm/console.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "arch/x86/unpack.h"
+#include "util/file.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -26,6 +30,8 @@ static void print_help(FILE *out)
 		     "\n"
 		     "Commands:\n"
 		     "  run            boot a virtual machine (see skiff run --help)\n"
+		     "  unpack-kernel BZIMAGE VMLINUX\n"
+		     "                 write the ELF kernel inside a Linux bzImage to VMLINUX\n"
 		     "\n"
 		     "Options:\n"
 		     "  -h, --help     show this help\n"
@@ -118,6 +124,40 @@ static int cmd_run(int argc, char *const argv[])
 	return status;
 }
 
+/* skiff unpack-kernel BZIMAGE VMLINUX: the host-side unpacking `run` does, to a file. */
+static int cmd_unpack_kernel(int argc, char *const argv[])
+{
+	struct mapped_file in;
+	struct boot_image img;
+	uint8_t *elf = NULL;
+	size_t size;
+	FILE *out;
+	int ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "skiff: usage: skiff unpack-kernel BZIMAGE VMLINUX\n");
+		return EXIT_SKIFF_ERROR;
+	}
+	if (file_map(argv[0], &in))
+		return EXIT_SKIFF_ERROR;
+	img = (struct boot_image){ argv[0], in.data, in.size };
+	ret = bzimage_unpack(&img, &elf, &size);
+	file_unmap(&in);
+	if (ret == -ENOEXEC)
+		fprintf(stderr, "skiff: %s: not a bzImage with a payload skiff can unpack\n",
+			argv[0]);
+	if (ret)
+		return EXIT_SKIFF_ERROR;
+	out = fopen(argv[1], "wb");
+	if (!out || fwrite(elf, 1, size, out) != size || fclose(out)) {
+		fprintf(stderr, "skiff: %s: %s\n", argv[1], strerror(errno));
+		free(elf);
+		return EXIT_SKIFF_ERROR;
+	}
+	free(elf);
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
 	clock_gettime(CLOCK_MONOTONIC, &started);
@@ -135,6 +175,8 @@ int main(int argc, char *argv[])
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "unpack-kernel"))
+		return cmd_unpack_kernel(argc - 2, argv + 2);
 	fprintf(stderr, "skiff: unknown command '%s' (see skiff --help)\n", argv[1]);
 	return EXIT_SKIFF_ERROR;
 }

@@ -6,6 +6,7 @@
 #include "../arch/x86/cpu.h"
 #include "../arch/x86/layout.h"
 #include "../arch/x86/tables.h"
+#include "../arch/x86/unpack.h"
 #include "../devices/power.h"
 #include "../log.h"
 #include "../util/file.h"
@@ -291,9 +292,34 @@ static int device_params(const struct vm *vm, char *buf, size_t size)
 	return len < size ? 0 : -E2BIG;
 }
 
+/*
+ * A bzImage's payload decompressed here is booted as the ELF it is, skipping the guest's
+ * own decompressor. Anything that is not a bzImage with a readable payload is left as is.
+ */
+static int unpack_kernel(struct boot_image *kernel, uint8_t **buf)
+{
+	struct timespec t0, t1;
+	size_t size;
+	int ret;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = bzimage_unpack(kernel, buf, &size);
+	if (ret == -ENOEXEC)
+		return 0;
+	if (ret)
+		return ret;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_debug("%s: payload unpacked on the host: %zu bytes in %" PRIu64 " us", kernel->name,
+		  size, boot_timer_elapsed_us(t0, t1));
+	kernel->data = *buf;
+	kernel->size = size;
+	return 0;
+}
+
 static int load_guest(struct vm *vm, const struct vm_config *cfg)
 {
 	struct mapped_file kernel = { 0 }, initrd = { 0 };
+	uint8_t *unpacked = NULL;
 	static char params[LAYOUT_CMDLINE_MAX];
 	struct boot_config boot = {
 		.cmdline = cfg->cmdline,
@@ -325,8 +351,11 @@ static int load_guest(struct vm *vm, const struct vm_config *cfg)
 		if (cfg->initrd_path)
 			boot.initrd = (struct boot_image){ cfg->initrd_path, initrd.data,
 							   initrd.size };
-		ret = boot_load(&vm->mem, &boot, &entry);
+		if (!cfg->no_unpack)
+			ret = unpack_kernel(&boot.kernel, &unpacked);
+		ret = ret ?: boot_load(&vm->mem, &boot, &entry);
 	}
+	free(unpacked);
 	file_unmap(&kernel);
 	file_unmap(&initrd);
 	if (ret)

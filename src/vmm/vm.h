@@ -33,6 +33,7 @@ struct vm_config {
 	unsigned cpus;
 	uint64_t memory;
 	bool debug_exit;
+	bool no_unpack; /* boot a bzImage through its own decompressor */
 	struct timespec start; /* when skiff started, for the boot-time device */
 	unsigned nr_disks;
 	struct blk_config disks[VM_MAX_DISKS];

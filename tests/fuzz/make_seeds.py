@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Writes seed inputs for the loader fuzzers into CORPUS/fuzz_bzimage (the ELF seed is the probe)."""
+"""Writes seed inputs for the loader fuzzers into CORPUS/fuzz_bzimage and CORPUS/fuzz_unpack
+(the ELF seed is the probe)."""
+import bz2
+import gzip
+import lzma
 import os
 import struct
 import sys
@@ -23,7 +27,27 @@ def bzimage():
     return bytes(img)
 
 
+def tiny_elf():
+    """An x86-64 ELF header and nothing else: enough for the unpacker's final check."""
+    return struct.pack("<4sBBBBB7xHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, 2, 62, 1,
+                       0x100000, 64, 0, 0, 64, 56, 0, 0, 0, 0) + bytes(64)
+
+
+def with_payload(payload):
+    """A bzImage whose setup header points at payload (boot protocol 2.08+ fields)."""
+    img = bytearray(bzimage()[:1024]) + payload + struct.pack("<I", len(tiny_elf()))
+    struct.pack_into("<II", img, 0x248, 0, len(payload))
+    return bytes(img)
+
+
 corpus = sys.argv[1]
-os.makedirs(os.path.join(corpus, "fuzz_bzimage"), exist_ok=True)
+for d in ("fuzz_bzimage", "fuzz_unpack"):
+    os.makedirs(os.path.join(corpus, d), exist_ok=True)
 with open(os.path.join(corpus, "fuzz_bzimage", "minimal"), "wb") as f:
     f.write(bzimage())
+elf = tiny_elf()
+for name, payload in (("gzip", gzip.compress(elf)), ("bzip2", bz2.compress(elf)),
+                      ("xz", lzma.compress(elf, check=lzma.CHECK_CRC32)),
+                      ("lzma", lzma.compress(elf, format=lzma.FORMAT_ALONE))):
+    with open(os.path.join(corpus, "fuzz_unpack", name), "wb") as f:
+        f.write(with_payload(payload))

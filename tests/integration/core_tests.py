@@ -242,3 +242,12 @@ def boot_time_device_logs_once(ctx):
     check(us > 0, times[0])
     status, out, err = ctx.boot(cmdline="test=boot-time")  # default level: quiet
     check("boot time" not in err, err)
+
+
+@test
+def unpack_kernel_refuses_what_it_cannot_unpack(ctx):
+    out = os.path.join(ctx.tmp, "vmlinux")
+    status, _, err = run([ctx.skiff, "unpack-kernel", ctx.probe, out])
+    check(status == 2 and "not a bzImage" in err and not os.path.exists(out), err)
+    status, _, err = run([ctx.skiff, "unpack-kernel", ctx.probe])
+    check(status == 2 and "usage" in err, err)

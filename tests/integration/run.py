@@ -15,6 +15,7 @@ import core_tests  # noqa: E402,F401  (registers its tests)
 import virtio_tests  # noqa: E402,F401
 import blk_tests  # noqa: E402,F401
 import net_tests  # noqa: E402,F401
+import linux_tests  # noqa: E402,F401
 from harness import TESTS, Ctx, Skip  # noqa: E402
 
 
@@ -23,12 +24,13 @@ def main():
     ap.add_argument("--skiff", required=True)
     ap.add_argument("--probe", required=True)
     ap.add_argument("--only", default="")
+    ap.add_argument("--exclude", default=None)
     args = ap.parse_args()
     failed = 0
     with tempfile.TemporaryDirectory(prefix="skiff-it-") as tmp:
         ctx = Ctx(os.path.abspath(args.skiff), os.path.abspath(args.probe), tmp)
         for fn in TESTS:
-            if args.only not in fn.__name__:
+            if args.only not in fn.__name__ or (args.exclude and args.exclude in fn.__name__):
                 continue
             try:
                 fn(ctx)

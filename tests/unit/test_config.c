@@ -56,10 +56,11 @@ TEST(defaults)
 TEST(all_options)
 {
 	char *argv[] = { "--kernel=k", "--initrd", "i", "--cmdline", "a b", "--cpus", "4",
-			 "--memory=5G", "--debug-exit", "--log-level", "debug" };
+			 "--memory=5G", "--debug-exit", "--log-level", "debug", "--no-unpack" };
 	struct run_options o;
 
-	CHECK(config_parse_run(11, argv, &o) == CONFIG_OK);
+	CHECK(config_parse_run(12, argv, &o) == CONFIG_OK);
+	CHECK(o.vm.no_unpack);
 	CHECK(!strcmp(o.vm.kernel_path, "k") && !strcmp(o.vm.initrd_path, "i"));
 	CHECK(!strcmp(o.vm.cmdline, "a b"));
 	CHECK(o.vm.cpus == 4 && o.vm.memory == 5ULL << 30 && o.vm.debug_exit);

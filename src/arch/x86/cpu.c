@@ -25,6 +25,8 @@
 #define MSR_CSTAR		0xc0000083
 #define MSR_SYSCALL_MASK	0xc0000084
 #define MSR_KERNEL_GS_BASE	0xc0000102
+#define MSR_K7_HWCR		0xc0010015
+#define HWCR_TSC_FREQ_SEL	(1ULL << 24) /* AMD: the TSC counts at the P0 frequency */
 #define MISC_ENABLE_FAST_STRING	0x1
 #define MTRR_ENABLE_WRITEBACK	((1u << 11) | 6)
 
@@ -122,7 +124,7 @@ void cpu_adjust_cpuid(struct kvm_cpuid2 *cpuid, unsigned index, unsigned nr_cpus
 	}
 }
 
-static int set_msrs(int vcpu_fd)
+static int set_msrs(int vcpu_fd, bool amd)
 {
 	static const struct {
 		uint32_t index;
@@ -141,7 +143,7 @@ static int set_msrs(int vcpu_fd)
 		{ MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WRITEBACK },
 	};
 	enum { N = sizeof(init) / sizeof(init[0]) };
-	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + N * sizeof(msrs->entries[0]));
+	struct kvm_msrs *msrs = calloc(1, sizeof(*msrs) + (N + 1) * sizeof(msrs->entries[0]));
 	int ret;
 
 	if (!msrs)
@@ -151,11 +153,17 @@ static int set_msrs(int vcpu_fd)
 		msrs->entries[i].index = init[i].index;
 		msrs->entries[i].data = init[i].value;
 	}
+	/* What AMD firmware sets; without it Linux reports a firmware bug about the TSC. */
+	if (amd)
+		msrs->entries[msrs->nmsrs++] = (struct kvm_msr_entry){ .index = MSR_K7_HWCR,
+								       .data = HWCR_TSC_FREQ_SEL };
 	ret = ioctl(vcpu_fd, KVM_SET_MSRS, msrs);
-	free(msrs);
 	if (ret < 0)
-		return -errno;
-	return ret == N ? 0 : -EINVAL;
+		ret = -errno;
+	else
+		ret = (unsigned)ret == msrs->nmsrs ? 0 : -EINVAL;
+	free(msrs);
+	return ret;
 }
 
 int cpu_init_vcpu(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned index,
@@ -174,7 +182,7 @@ int cpu_init_vcpu(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned inde
 		ret = -errno;
 	free(cpuid);
 	if (!ret)
-		ret = set_msrs(vcpu_fd);
+		ret = set_msrs(vcpu_fd, vendor_is(supported, "Auth") || vendor_is(supported, "Hygo"));
 	if (!ret && ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0)
 		ret = -errno;
 	return ret;
