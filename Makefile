@@ -8,7 +8,9 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE -DSKIFF_VERSION='"$(VERSION)"' $(WARN) -g -MMD -MP
 CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDLIBS := -lpthread -luring -lslirp -lz -lbz2 -llzma -llzo2 -llz4 -lzstd
+# Static where Debian ships the archive: each shared library costs every start its loading;
+# libslirp (which has none, and pulls in glib) is loaded only for --net user (slirp_lib.c).
+LDLIBS := -lpthread -Wl,-Bstatic -luring -lz -lbz2 -llzma -llzo2 -llz4 -lzstd -Wl,-Bdynamic
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

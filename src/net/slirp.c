@@ -1,10 +1,11 @@
 #include "slirp.h"
 
+#include "slirp_lib.h"
+
 #include "../log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <slirp/libslirp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct slirp_pollfd {
 };
 
 struct net_slirp {
+	const struct slirp_lib *lib;
 	Slirp *slirp;
 	struct event_loop *loop;
 	struct net_slirp_client client;
@@ -112,7 +114,7 @@ static void poll_rearm(struct net_slirp *s)
 	for (unsigned i = 0; i < s->nr_fds; i++)
 		epoll_ctl(s->poll_fd, EPOLL_CTL_DEL, s->fds[i].fd, NULL);
 	s->nr_fds = 0;
-	slirp_pollfds_fill(s->slirp, &timeout, add_poll, s);
+	s->lib->pollfds_fill(s->slirp, &timeout, add_poll, s);
 	if (timeout != UINT32_MAX) {
 		when.it_value.tv_sec = timeout / 1000;
 		/* All zeroes would disarm it. */
@@ -137,7 +139,7 @@ static void poll_ready(struct net_slirp *s)
 					      (ev & EPOLLHUP ? SLIRP_POLL_HUP : 0);
 	}
 	lock(s);
-	slirp_pollfds_poll(s->slirp, n < 0, get_revents, s);
+	s->lib->pollfds_poll(s->slirp, n < 0, get_revents, s);
 	poll_rearm(s);
 	unlock(s);
 }
@@ -292,7 +294,7 @@ static int add_hostfwds(struct net_slirp *s, const struct net_config *cfg)
 		char host_text[INET_ADDRSTRLEN] = "", guest_text[INET_ADDRSTRLEN] = "";
 
 		/* A guest address of 0 is the DHCP start address to slirp too. */
-		if (slirp_add_hostfwd(s->slirp, f->udp, host, f->host_port, guest,
+		if (s->lib->add_hostfwd(s->slirp, f->udp, host, f->host_port, guest,
 				      f->guest_port) == 0)
 			continue;
 		if (f->host_addr)
@@ -333,7 +335,10 @@ struct net_slirp *net_slirp_create(const struct net_config *cfg, struct event_lo
 	s->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->poll_fd < 0 || s->timeout_fd < 0 || s->kick_fd < 0 || grow(s))
 		goto fail;
-	s->slirp = slirp_new(&config, &callbacks, s);
+	s->lib = slirp_lib();
+	if (!s->lib)
+		goto fail_logged;
+	s->slirp = s->lib->create(&config, &callbacks, s);
 	if (!s->slirp)
 		goto fail;
 	if (add_hostfwds(s, cfg))
@@ -353,7 +358,7 @@ fail_logged:
 
 void net_slirp_input(struct net_slirp *s, const uint8_t *frame, size_t len)
 {
-	slirp_input(s->slirp, frame, len);
+	s->lib->input(s->slirp, frame, len);
 	/* The frame may have opened a socket or started a TCP timer. */
 	kick(s);
 }
@@ -367,7 +372,7 @@ void net_slirp_free(struct net_slirp *s)
 	event_del(s->loop, &s->timeout_src);
 	event_del(s->loop, &s->kick_src);
 	if (s->slirp)
-		slirp_cleanup(s->slirp); /* closes its sockets, frees its timers */
+		s->lib->cleanup(s->slirp); /* closes its sockets, frees its timers */
 	if (s->poll_fd >= 0)
 		close(s->poll_fd);
 	if (s->timeout_fd >= 0)
