@@ -143,7 +143,11 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *vcpu = arg;
 	struct vm *vm = vcpu->vm;
 	sigset_t kick;
+	char name[16];
 
+	/* Named from inside: from outside, glibc goes through /proc for a thread's name. */
+	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
+	pthread_setname_np(pthread_self(), name);
 	sigemptyset(&kick);
 	sigaddset(&kick, SIG_KICK);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
@@ -164,13 +168,10 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu)
 {
-	char name[16];
 	int err = pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
 
 	if (err)
 		return -err;
-	snprintf(name, sizeof(name), "vcpu%u", vcpu->index);
-	pthread_setname_np(vcpu->thread, name);
 	atomic_store(&vcpu->started, true);
 	return 0;
 }
