@@ -10,7 +10,7 @@ CFLAGS ?= -O2
 SAN_FLAGS := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 # Static where Debian ships the archive: each shared library costs every start its loading;
 # libslirp (which has none, and pulls in glib) is loaded only for --net user (slirp_lib.c).
-LDLIBS := -lpthread -Wl,-Bstatic -luring -lz -lbz2 -llzma -llzo2 -llz4 -lzstd -Wl,-Bdynamic
+LDLIBS := -lpthread -Wl,-Bstatic -luring -ljansson -lz -lbz2 -llzma -llzo2 -llz4 -lzstd -Wl,-Bdynamic
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c src/*/*.c src/*/*/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)

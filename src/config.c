@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "api/config_file.h"
 #include "arch/x86/tables.h"
 
 #include <errno.h>
@@ -78,6 +79,9 @@ void config_print_run_help(FILE *out)
 		"                     10.0.2.2); repeatable, up to %d; device N's default MAC\n"
 		"                     is 52:54:00:12:34:56 + N unless mac= is given\n"
 		"  --rng              a virtio-rng device fed by the host's getrandom()\n"
+		"  --config-file FILE the VM in the JSON of Firecracker's GET /vm/config:\n"
+		"                     boot-source, machine-config, drives, network-interfaces\n"
+		"                     (TAP), entropy; instead of the options that describe a VM\n"
 		"  --console KIND     serial (default): COM1 is the terminal; virtio: a\n"
 		"                     virtio-console takes the terminal's input (both print)\n"
 		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
@@ -125,26 +129,28 @@ static int parse_memory(const char *text, uint64_t *bytes)
 
 enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
 		 OPT_DISK, OPT_NET, OPT_RNG, OPT_CONSOLE, OPT_NO_UNPACK, OPT_LOG_LEVEL, OPT_HELP,
-		 OPT_COUNT };
+		 OPT_CONFIG_FILE, OPT_COUNT };
 
 static const struct {
 	const char *name;
 	bool takes_value;
 	bool repeatable;
+	bool describes_vm; /* conflicts with --config-file, which describes the whole VM */
 } options[OPT_COUNT] = {
-	[OPT_KERNEL] = { "--kernel", true, false },
-	[OPT_INITRD] = { "--initrd", true, false },
-	[OPT_CMDLINE] = { "--cmdline", true, false },
-	[OPT_CPUS] = { "--cpus", true, false },
-	[OPT_MEMORY] = { "--memory", true, false },
-	[OPT_DEBUG_EXIT] = { "--debug-exit", false, false },
-	[OPT_DISK] = { "--disk", true, true },
-	[OPT_NET] = { "--net", true, true },
-	[OPT_RNG] = { "--rng", false, false },
-	[OPT_CONSOLE] = { "--console", true, false },
-	[OPT_NO_UNPACK] = { "--no-unpack", false, false },
-	[OPT_LOG_LEVEL] = { "--log-level", true, false },
-	[OPT_HELP] = { "--help", false, false },
+	[OPT_KERNEL] = { "--kernel", true, false, true },
+	[OPT_INITRD] = { "--initrd", true, false, true },
+	[OPT_CMDLINE] = { "--cmdline", true, false, true },
+	[OPT_CPUS] = { "--cpus", true, false, true },
+	[OPT_MEMORY] = { "--memory", true, false, true },
+	[OPT_DEBUG_EXIT] = { "--debug-exit", false, false, false },
+	[OPT_DISK] = { "--disk", true, true, true },
+	[OPT_NET] = { "--net", true, true, true },
+	[OPT_RNG] = { "--rng", false, false, true },
+	[OPT_CONSOLE] = { "--console", true, false, false },
+	[OPT_NO_UNPACK] = { "--no-unpack", false, false, false },
+	[OPT_LOG_LEVEL] = { "--log-level", true, false, false },
+	[OPT_CONFIG_FILE] = { "--config-file", true, false, false },
+	[OPT_HELP] = { "--help", false, false, false },
 };
 
 /* Matches "--name", "--name=value"; returns the option or -1. */
@@ -200,6 +206,8 @@ static int apply_option(int id, char *value, struct run_options *opts)
 	case OPT_NO_UNPACK:
 		opts->vm.no_unpack = true;
 		return 0;
+	case OPT_CONFIG_FILE:
+		return config_file_load(value, &opts->vm, &opts->config_file);
 	case OPT_CONSOLE:
 		if (!strcmp(value, "serial")) {
 			opts->vm.console = CONSOLE_SERIAL;
@@ -258,6 +266,13 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 		}
 		if (apply_option(id, value, opts))
 			return CONFIG_ERROR;
+	}
+	for (int id = 0; id < OPT_COUNT; id++) {
+		if (seen[OPT_CONFIG_FILE] && seen[id] && options[id].describes_vm) {
+			fprintf(stderr, "skiff: %s: the VM comes from --config-file; give it there\n",
+				options[id].name);
+			return CONFIG_ERROR;
+		}
 	}
 	if (!opts->vm.kernel_path) {
 		fprintf(stderr, "skiff: run: --kernel FILE is required (see skiff run --help)\n");

@@ -5,6 +5,7 @@
 #include "vmm/console.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "api/config_file.h"
 #include "arch/x86/unpack.h"
 #include "util/file.h"
 
@@ -81,34 +82,24 @@ static void stop_on_escape(void *opaque)
 	vm_request_stop(opaque, 0);
 }
 
-static int cmd_run(int argc, char *const argv[])
+/* Boots and runs the VM opts describes; returns skiff's exit status. */
+static int run_vm(struct run_options *opts)
 {
-	struct run_options opts;
 	struct signal_watch signals;
 	struct terminal term;
 	struct console con;
 	struct vm vm;
-	int signal_fd, status;
+	int signal_fd, status = EXIT_SKIFF_ERROR;
 
-	switch (config_parse_run(argc, argv, &opts)) {
-	case CONFIG_HELP:
-		return 0;
-	case CONFIG_ERROR:
-		return EXIT_SKIFF_ERROR;
-	case CONFIG_OK:
-		break;
-	}
-	log_set_level(opts.log_level);
-	opts.vm.start = started;
+	log_set_level(opts->log_level);
+	opts->vm.start = started;
 	signal_fd = setup_signals();
 	if (signal_fd < 0) {
 		log_error("setting up signals: %m");
 		return EXIT_SKIFF_ERROR;
 	}
-	if (vm_create(&vm, &opts.vm, STDOUT_FILENO)) {
-		vm_destroy(&vm);
-		return EXIT_SKIFF_ERROR;
-	}
+	if (vm_create(&vm, &opts->vm, STDOUT_FILENO))
+		goto out;
 	if (terminal_setup(&term, STDIN_FILENO))
 		log_warn("stdin: cannot switch the terminal to raw mode: %m");
 	signals = (struct signal_watch){ .fd = signal_fd, .vm = &vm };
@@ -119,8 +110,29 @@ static int cmd_run(int argc, char *const argv[])
 		vm_run_events(&vm);
 	status = vm_join(&vm);
 	terminal_restore();
+out:
 	vm_destroy(&vm);
 	close(signal_fd);
+	return status;
+}
+
+static int cmd_run(int argc, char *const argv[])
+{
+	struct run_options opts;
+	int status;
+
+	switch (config_parse_run(argc, argv, &opts)) {
+	case CONFIG_HELP:
+		status = 0;
+		break;
+	case CONFIG_ERROR:
+		status = EXIT_SKIFF_ERROR;
+		break;
+	default:
+		status = run_vm(&opts);
+		break;
+	}
+	config_file_free(opts.config_file);
 	return status;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes seed inputs for the loader fuzzers into CORPUS/fuzz_bzimage and CORPUS/fuzz_unpack
-(the ELF seed is the probe)."""
+"""Writes seed inputs for the fuzzers into CORPUS/<target> (the ELF loader's seed is the
+probe, which tests/run copies)."""
 import bz2
 import gzip
 import lzma
@@ -41,7 +41,7 @@ def with_payload(payload):
 
 
 corpus = sys.argv[1]
-for d in ("fuzz_bzimage", "fuzz_unpack"):
+for d in ("fuzz_bzimage", "fuzz_unpack", "fuzz_config_file"):
     os.makedirs(os.path.join(corpus, d), exist_ok=True)
 with open(os.path.join(corpus, "fuzz_bzimage", "minimal"), "wb") as f:
     f.write(bzimage())
@@ -51,3 +51,9 @@ for name, payload in (("gzip", gzip.compress(elf)), ("bzip2", bz2.compress(elf))
                       ("lzma", lzma.compress(elf, format=lzma.FORMAT_ALONE))):
     with open(os.path.join(corpus, "fuzz_unpack", name), "wb") as f:
         f.write(with_payload(payload))
+with open(os.path.join(corpus, "fuzz_config_file", "full"), "w") as f:
+    f.write('{"boot-source": {"kernel_image_path": "/k", "boot_args": "a"},'
+            ' "machine-config": {"vcpu_count": 2, "mem_size_mib": 256, "smt": false},'
+            ' "drives": [{"drive_id": "rootfs", "path_on_host": "/d", "is_root_device": true}],'
+            ' "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}],'
+            ' "entropy": {}}')

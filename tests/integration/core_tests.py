@@ -1,5 +1,6 @@
 """Integration tests of the core machine: the probe's report, SMP, memory, serial input,
 reset and power-off, the terminal, bad input, and the same report under QEMU."""
+import json
 import os
 import pty
 import shutil
@@ -251,3 +252,30 @@ def unpack_kernel_refuses_what_it_cannot_unpack(ctx):
     check(status == 2 and "not a bzImage" in err and not os.path.exists(out), err)
     status, _, err = run([ctx.skiff, "unpack-kernel", ctx.probe])
     check(status == 2 and "usage" in err, err)
+
+
+@test
+def config_file_boots_the_vm(ctx):
+    disk = ctx.file("cfg-disk.img", bytes(1 << 20))
+    config = ctx.file("vm.json", json.dumps({
+        "boot-source": {"kernel_image_path": ctx.probe, "boot_args": "test=blk-id"},
+        "machine-config": {"vcpu_count": 2, "mem_size_mib": 256, "smt": False},
+        "drives": [{"drive_id": "rootfs", "path_on_host": disk, "is_root_device": True,
+                    "is_read_only": False}],
+        "entropy": {}}).encode())
+    status, out, err = run([ctx.skiff, "run", "--config-file", config, "--debug-exit"])
+    lines = expect_pass(status, out, err, "blk-id")
+    check("probe: cpus=2 mem_mib=256" in lines and "probe: blk-id id=rootfs" in lines, lines)
+
+
+@test
+def config_file_bad_input(ctx):
+    s = ctx.skiff
+    expect_error(ctx, [s, "run", "--config-file", "/nonexistent.json"], "No such file")
+    bad = ctx.file("bad.json", b'{"boot-source": {"kernel_image_path": "/k"},')
+    expect_error(ctx, [s, "run", "--config-file", bad], "bad.json: line")
+    unknown = ctx.file("unknown.json", b'{"boot-source": {"kernel_image_path": "/k"}, "x": 1}')
+    expect_error(ctx, [s, "run", "--config-file", unknown], "unknown field 'x'")
+    good = ctx.file("good.json", json.dumps(
+        {"boot-source": {"kernel_image_path": ctx.probe}}).encode())
+    expect_error(ctx, [s, "run", "--config-file", good, "--memory", "1G"], "--memory")
