@@ -191,7 +191,7 @@ static int root_param(struct vm_config *vm, unsigned index, bool readonly,
 	return 0;
 }
 
-static int parse_drive(json_t *obj, unsigned index, struct vm_config *vm,
+static int parse_drive(const char *name, json_t *obj, struct vm_config *vm,
 		       struct config_file *cf, bool *root_seen)
 {
 	static const char *const known[] = { "drive_id", "path_on_host", "is_root_device",
@@ -202,14 +202,8 @@ static int parse_drive(json_t *obj, unsigned index, struct vm_config *vm,
 	struct blk_config *disk = &vm->disks[vm->nr_disks];
 	bool root = false, readonly = false;
 	const char *id, *path, *unused;
-	char name[32];
 	int ret;
 
-	snprintf(name, sizeof(name), "drives[%u]", index);
-	if (vm->nr_disks == VM_MAX_DISKS) {
-		log_error("%s: at most %d drives", name, VM_MAX_DISKS);
-		return -EINVAL;
-	}
 	ret = check_keys(name, obj, known, unsupported) ?:
 	      get_string(name, obj, "drive_id", true, &id) ?:
 	      get_string(name, obj, "path_on_host", true, &path) ?:
@@ -245,21 +239,15 @@ static int parse_drive(json_t *obj, unsigned index, struct vm_config *vm,
 	return 0;
 }
 
-static int parse_net(json_t *obj, unsigned index, struct vm_config *vm)
+static int parse_net(const char *name, json_t *obj, struct vm_config *vm)
 {
 	static const char *const known[] = { "iface_id", "host_dev_name", "guest_mac", NULL };
 	static const char *const unsupported[] = { "mtu", "rx_rate_limiter", "tx_rate_limiter",
 						   NULL };
 	struct net_config *net = &vm->nets[vm->nr_nets];
 	const char *iface, *dev, *mac;
-	char name[40];
 	int ret;
 
-	snprintf(name, sizeof(name), "network-interfaces[%u]", index);
-	if (vm->nr_nets == VM_MAX_NETS) {
-		log_error("%s: at most %d network interfaces", name, VM_MAX_NETS);
-		return -EINVAL;
-	}
 	ret = check_keys(name, obj, known, unsupported) ?:
 	      get_string(name, obj, "iface_id", true, &iface) ?:
 	      get_string(name, obj, "host_dev_name", true, &dev) ?:
@@ -282,11 +270,13 @@ static int parse_net(json_t *obj, unsigned index, struct vm_config *vm)
 	return 0;
 }
 
-static int parse_array(json_t *root, const char *key, struct vm_config *vm,
+/* drives or network-interfaces: at most max items, each parsed in order. */
+static int parse_array(json_t *root, const char *key, unsigned max, struct vm_config *vm,
 		       struct config_file *cf)
 {
 	json_t *array = json_object_get(root, key), *item;
 	bool root_seen = false;
+	char name[40];
 	size_t i;
 	int ret = 0;
 
@@ -297,8 +287,13 @@ static int parse_array(json_t *root, const char *key, struct vm_config *vm,
 		return -EINVAL;
 	}
 	json_array_foreach(array, i, item) {
-		ret = !strcmp(key, "drives") ? parse_drive(item, i, vm, cf, &root_seen)
-					     : parse_net(item, i, vm);
+		snprintf(name, sizeof(name), "%s[%zu]", key, i);
+		if (i == max) {
+			log_error("%s: at most %u %s", name, max, key);
+			return -EINVAL;
+		}
+		ret = !strcmp(key, "drives") ? parse_drive(name, item, vm, cf, &root_seen)
+					     : parse_net(name, item, vm);
 		if (ret)
 			break;
 	}
@@ -336,8 +331,8 @@ int config_file_parse(const char *buf, size_t len, const char *name, struct vm_c
 	ret = check_keys(name, cf->root, known, unsupported_sections) ?:
 	      parse_boot_source(json_object_get(cf->root, "boot-source"), vm) ?:
 	      parse_machine(json_object_get(cf->root, "machine-config"), vm) ?:
-	      parse_array(cf->root, "drives", vm, cf) ?:
-	      parse_array(cf->root, "network-interfaces", vm, cf) ?:
+	      parse_array(cf->root, "drives", VM_MAX_DISKS, vm, cf) ?:
+	      parse_array(cf->root, "network-interfaces", VM_MAX_NETS, vm, cf) ?:
 	      parse_entropy(json_object_get(cf->root, "entropy"), vm);
 	if (ret) {
 		config_file_free(cf);

@@ -3,7 +3,6 @@
 #include "../log.h"
 
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <string.h>
 
 void boot_timer_init(struct boot_timer *bt, struct timespec start)
