@@ -1,8 +1,7 @@
 #include "slirp_lib.h"
 
-#include "../log.h"
+#include "../util/dynlib.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 
 static struct slirp_lib lib;
@@ -11,26 +10,19 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void load(void)
 {
-	void *h = dlopen("libslirp.so.0", RTLD_NOW | RTLD_LOCAL);
+	const struct dynlib_symbol symbols[] = {
+		{ "slirp_new", &lib.create },
+		{ "slirp_cleanup", &lib.cleanup },
+		{ "slirp_input", &lib.input },
+		{ "slirp_pollfds_fill", &lib.pollfds_fill },
+		{ "slirp_pollfds_poll", &lib.pollfds_poll },
+		{ "slirp_add_hostfwd", &lib.add_hostfwd },
+	};
 
-	if (!h) {
-		log_error("--net user: cannot load libslirp: %s", dlerror());
-		return;
-	}
-	/* POSIX's way from a data pointer to a function pointer: copy the bits. */
-	*(void **)&lib.create = dlsym(h, "slirp_new");
-	*(void **)&lib.cleanup = dlsym(h, "slirp_cleanup");
-	*(void **)&lib.input = dlsym(h, "slirp_input");
-	*(void **)&lib.pollfds_fill = dlsym(h, "slirp_pollfds_fill");
-	*(void **)&lib.pollfds_poll = dlsym(h, "slirp_pollfds_poll");
-	*(void **)&lib.add_hostfwd = dlsym(h, "slirp_add_hostfwd");
-	if (!lib.create || !lib.cleanup || !lib.input || !lib.pollfds_fill ||
-	    !lib.pollfds_poll || !lib.add_hostfwd) {
-		log_error("--net user: libslirp lacks a function skiff needs");
-		dlclose(h);
-		return;
-	}
-	loaded = &lib; /* the handle stays open for the life of the process */
+	/* The library stays open for the life of the process. */
+	if (!dynlib_load("libslirp.so.0", "--net user", symbols,
+			 sizeof(symbols) / sizeof(symbols[0]), NULL))
+		loaded = &lib;
 }
 
 const struct slirp_lib *slirp_lib(void)
