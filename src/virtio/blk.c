@@ -406,63 +406,100 @@ const struct virtio_device_ops *virtio_blk_device_ops(const struct virtio_blk *b
 	return blk->readonly ? &virtio_blk_ro_ops : &virtio_blk_ops;
 }
 
-static int image_size(const struct virtio_blk *blk, const struct stat *st, uint64_t *size)
+/* An opened, locked image, before the device takes it. */
+struct image {
+	int fd;
+	uint64_t capacity;	    /* sectors */
+	uint32_t discard_alignment; /* sectors */
+};
+
+static int image_size(const char *path, int fd, const struct stat *st, uint64_t *size)
 {
 	if (S_ISREG(st->st_mode)) {
 		*size = st->st_size;
 		return 0;
 	}
 	if (!S_ISBLK(st->st_mode)) {
-		log_error("%s: not a regular file or block device", blk->path);
+		log_error("%s: not a regular file or block device", path);
 		return -EINVAL;
 	}
-	if (ioctl(blk->fd, BLKGETSIZE64, size) < 0) {
-		log_error("%s: reading the device size: %s", blk->path, strerror(errno));
+	if (ioctl(fd, BLKGETSIZE64, size) < 0) {
+		log_error("%s: reading the device size: %s", path, strerror(errno));
 		return -errno;
 	}
 	return 0;
 }
 
-static int open_image(struct virtio_blk *blk)
+static bool same_file(int fd, const struct stat *st)
+{
+	struct stat cur;
+
+	return fd >= 0 && fstat(fd, &cur) == 0 && cur.st_dev == st->st_dev &&
+	       cur.st_ino == st->st_ino;
+}
+
+/*
+ * Opens and locks path for the device. If it is the file current_fd has open (an image
+ * given again, perhaps resized), current_fd is kept: it holds the lock, which a second open
+ * file would conflict with. Logs one line naming path on failure.
+ */
+static int open_image(const char *path, bool readonly, int current_fd, struct image *img)
 {
 	/* An OFD lock belongs to this open file, not to the process: any other opener conflicts. */
-	struct flock lock = { .l_type = blk->readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
+	struct flock lock = { .l_type = readonly ? F_RDLCK : F_WRLCK, .l_whence = SEEK_SET };
 	struct stat st;
 	uint64_t size;
-	int ret;
+	int fd, ret;
 
 	/*
 	 * O_NONBLOCK, so that a FIFO cannot hang the open; cleared once the type is checked, or
 	 * io_uring would fail reads and writes with EAGAIN rather than wait for them.
 	 */
-	blk->fd = open(blk->path, (blk->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
-	if (blk->fd < 0 || fstat(blk->fd, &st) < 0) {
-		ret = -errno;
-		log_error("%s: %s", blk->path, strerror(-ret));
-		return ret;
+	fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		goto err_errno;
+	if (same_file(current_fd, &st)) {
+		close(fd);
+		fd = current_fd;
 	}
-	ret = image_size(blk, &st, &size);
+	ret = image_size(path, fd, &st, &size);
 	if (ret)
-		return ret;
-	if (fcntl(blk->fd, F_SETFL, fcntl(blk->fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		ret = -errno;
-		log_error("%s: %s", blk->path, strerror(-ret));
-		return ret;
-	}
-	if (fcntl(blk->fd, F_OFD_SETLK, &lock) < 0) {
-		if (errno == EAGAIN || errno == EACCES) {
-			log_error("%s: in use by another process (locked)", blk->path);
-			return -EBUSY;
+		goto err;
+	if (fd != current_fd) {
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
+			goto err_errno;
+		if (fcntl(fd, F_OFD_SETLK, &lock) < 0) {
+			if (errno == EAGAIN || errno == EACCES) {
+				log_error("%s: in use by another process (locked)", path);
+				ret = -EBUSY;
+				goto err;
+			}
+			log_warn("%s: cannot lock (%s); nothing stops another process writing it",
+				 path, strerror(errno));
 		}
-		log_warn("%s: cannot lock (%s); nothing stops another process writing it",
-			 blk->path, strerror(errno));
 	}
 	if (size % SECTOR_SIZE)
 		log_warn("%s: size is not a multiple of 512; the last %u bytes are not visible",
-			 blk->path, (unsigned)(size % SECTOR_SIZE));
-	blk->capacity = size / SECTOR_SIZE;
-	blk->discard_alignment = st.st_blksize > SECTOR_SIZE ? st.st_blksize / SECTOR_SIZE : 1;
+			 path, (unsigned)(size % SECTOR_SIZE));
+	img->fd = fd;
+	img->capacity = size / SECTOR_SIZE;
+	img->discard_alignment = st.st_blksize > SECTOR_SIZE ? st.st_blksize / SECTOR_SIZE : 1;
 	return 0;
+
+err_errno:
+	ret = -errno;
+	log_error("%s: %s", path, strerror(-ret));
+err:
+	if (fd >= 0 && fd != current_fd)
+		close(fd);
+	return ret;
+}
+
+static void use_image(struct virtio_blk *blk, const struct image *img)
+{
+	blk->fd = img->fd;
+	blk->capacity = img->capacity;
+	blk->discard_alignment = img->discard_alignment;
 }
 
 static bool sync_wanted(void)
@@ -475,6 +512,7 @@ static bool sync_wanted(void)
 struct virtio_blk *virtio_blk_create(const struct blk_config *cfg, struct event_loop *loop)
 {
 	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	struct image img;
 	int event_fd;
 
 	if (!blk) {
@@ -494,8 +532,9 @@ struct virtio_blk *virtio_blk_create(const struct blk_config *cfg, struct event_
 		blk->requests[i].next_free = blk->free_requests;
 		blk->free_requests = &blk->requests[i];
 	}
-	if (open_image(blk))
+	if (open_image(blk->path, blk->readonly, -1, &img))
 		goto err;
+	use_image(blk, &img);
 	blk->io = blk_io_create(blk->fd, blk->path, !loop || sync_wanted(), request_done, blk);
 	if (!blk->io) {
 		log_error("%s: setting up I/O: %s", blk->path, strerror(errno));
@@ -531,4 +570,71 @@ void virtio_blk_free(struct virtio_blk *blk)
 	free(blk->requests);
 	free(blk->path);
 	free(blk);
+}
+
+const char *virtio_blk_path(const struct virtio_blk *blk)
+{
+	return blk->path;
+}
+
+/*
+ * Before leaving the old image: the requests the device took from the ring finish on it
+ * (their used entries and interrupt go out now), and what they wrote is made durable now,
+ * since the driver's next flush (§5.2.6) reaches only the new image.
+ */
+static int retire_image(struct virtio_blk *blk, const char *next)
+{
+	blk_io_complete(blk->io, true);
+	interrupt(blk);
+	if (!blk->readonly && fdatasync(blk->fd) < 0) {
+		int ret = -errno;
+
+		log_error("%s: syncing before the switch to %s: %s", blk->path, next,
+			  strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+int virtio_blk_swap(struct virtio_blk *blk, const char *path)
+{
+	char *new_path = strdup(path), *old_path;
+	int old_fd = blk->fd, ret;
+	struct image img;
+
+	if (!new_path) {
+		log_error("%s: %s", path, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	/* Before taking the transport lock, as an open may wait: only this thread sets blk->fd. */
+	ret = open_image(path, blk->readonly, old_fd, &img);
+	if (ret) {
+		free(new_path);
+		return ret;
+	}
+	virtio_mmio_lock(blk->t);
+	if (img.fd != old_fd) {
+		ret = retire_image(blk, path);
+		if (ret) {
+			virtio_mmio_unlock(blk->t);
+			close(img.fd);
+			free(new_path);
+			return ret;
+		}
+		blk_io_set_fd(blk->io, img.fd);
+	}
+	old_path = blk->path;
+	blk->path = new_path;
+	use_image(blk, &img);
+	blk->warned_io_error = false; /* another file, its own errors */
+	/* §5.2.4: the capacity may have changed; the driver re-reads it on this notification. */
+	virtio_config_changed(blk->t);
+	/* Requests left in the ring for want of a slot have slots now, on the new image. */
+	if (blk->stalled)
+		process_queue(blk);
+	virtio_mmio_unlock(blk->t);
+	if (img.fd != old_fd)
+		close(old_fd); /* and with it its lock */
+	free(old_path);
+	return 0;
 }

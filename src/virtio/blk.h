@@ -33,5 +33,17 @@ struct virtio_blk *virtio_blk_create(const struct blk_config *cfg, struct event_
 void virtio_blk_free(struct virtio_blk *blk);
 /* What virtio_mmio_init() takes for blk: virtio_blk_ops, or its variant offering F_RO. */
 const struct virtio_device_ops *virtio_blk_device_ops(const struct virtio_blk *blk);
+/*
+ * Moves the device to another image (Firecracker's PATCH /drives), on the event thread, once
+ * virtio_mmio_init() has attached blk. Opens and locks path as create does, in the same mode;
+ * lets the requests the device has taken finish on the old image, and syncs it; switches,
+ * closes the old image (dropping its lock), and tells the driver of the new capacity with a
+ * configuration change. Requests still in the ring go to the new image. Giving the same file
+ * again just reads its size anew. On failure (one log line naming the file) the device stays
+ * on the old image. Returns 0 or -errno.
+ */
+int virtio_blk_swap(struct virtio_blk *blk, const char *path);
+/* The image's path, as created or last swapped; valid until the next swap (event thread). */
+const char *virtio_blk_path(const struct virtio_blk *blk);
 
 #endif

@@ -190,6 +190,17 @@ void blk_io_complete(struct blk_io *io, bool wait)
 	}
 }
 
+void blk_io_set_fd(struct blk_io *io, int fd)
+{
+	/*
+	 * Requests already issued keep the old file; finishing them here means none writes to
+	 * it after the caller closes it and drops its lock, where another process may be.
+	 */
+	blk_io_complete(io, true);
+	io->fd = fd;
+	io->unsupported = 0; /* another file system may zero ranges differently */
+}
+
 int blk_io_event_fd(const struct blk_io *io)
 {
 	return io->sync ? -1 : io->event_fd;

@@ -52,5 +52,11 @@ void blk_io_submit(struct blk_io *io, struct blk_io_req *req);
 void blk_io_kick(struct blk_io *io);
 /* Runs done() for finished requests; with wait, until none is left in flight. */
 void blk_io_complete(struct blk_io *io, bool wait);
+/*
+ * Moves the back-end to another file: waits for the requests in flight on the old one
+ * (done() runs for each), so none lands on the new file, then sends everything after to fd.
+ * What the old file could not do (zeroing methods) is forgotten. The caller closes the old fd.
+ */
+void blk_io_set_fd(struct blk_io *io, int fd);
 
 #endif

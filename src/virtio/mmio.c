@@ -119,6 +119,18 @@ void virtio_queue_interrupt(struct virtio_mmio *t, unsigned queue)
 		raise_interrupt(t, INT_USED_BUFFER);
 }
 
+void virtio_config_changed(struct virtio_mmio *t)
+{
+	/*
+	 * §2.5: config_generation changes with the config space, so a driver that read across
+	 * the change reads again. The notification (§2.3) waits for DRIVER_OK, as NEEDS_RESET's
+	 * does (§2.1.2): before it, the driver is still reading the config space for itself.
+	 */
+	t->config_generation++;
+	if (t->status & VIRTIO_STATUS_DRIVER_OK)
+		raise_interrupt(t, INT_CONFIG_CHANGE);
+}
+
 static void reset(struct virtio_mmio *t)
 {
 	t->ops->reset(t->dev);

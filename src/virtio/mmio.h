@@ -101,6 +101,11 @@ int virtio_queue_pop(struct virtio_mmio *t, unsigned queue, struct virtq_chain *
 void virtio_queue_push(struct virtio_mmio *t, unsigned queue, uint16_t head, uint32_t len);
 /* After one or more pushes: interrupts the driver if it asked for it. */
 void virtio_queue_interrupt(struct virtio_mmio *t, unsigned queue);
+/*
+ * The device changed its config space: bumps ConfigGeneration and, once the driver is live
+ * (DRIVER_OK), interrupts with InterruptStatus bit 1, configuration change (§4.2.2).
+ */
+void virtio_config_changed(struct virtio_mmio *t);
 void virtio_mmio_lock(struct virtio_mmio *t);
 void virtio_mmio_unlock(struct virtio_mmio *t);
 

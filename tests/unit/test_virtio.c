@@ -273,6 +273,47 @@ TEST(register_access_rules)
 	finish();
 }
 
+/* §2.5, §4.2.2: a config change bumps ConfigGeneration and, once DRIVER_OK, interrupts. */
+TEST(config_change_notification)
+{
+	struct state_writer w;
+	struct state_reader r;
+	struct virtio_mmio t2;
+	uint32_t generation;
+	eventfd_t n = 0;
+
+	driver_init(&virtio_rng_ops, VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	generation = rd(0x0fc);
+	virtio_mmio_lock(&t);
+	virtio_config_changed(&t);
+	virtio_mmio_unlock(&t);
+	CHECK(rd(0x0fc) == generation + 1);
+	CHECK(rd(0x060) == 2);
+	CHECK(eventfd_read(t.irq_fd, &n) == 0 && n == 1);
+
+	/* Saved and loaded with the rest: generation and the pending notification. */
+	state_writer_init(&w);
+	CHECK(virtio_mmio_save(&t, &w) == 0);
+	CHECK(virtio_mmio_init(&t2, &virtio_rng_ops, NULL, &mem, 0xd0000000, 5, -1, NULL) == 0);
+	state_reader_init(&r, w.buf, w.len);
+	CHECK(virtio_mmio_load(&t2, &r) == 0);
+	CHECK(fake_read(&t2, 0x0fc) == generation + 1 && fake_read(&t2, 0x060) == 2);
+	virtio_mmio_destroy(&t2, NULL);
+	state_writer_free(&w);
+
+	wr(0x064, 2);
+	CHECK(rd(0x060) == 0);
+	/* Before DRIVER_OK: a new generation for the driver reading the config, no interrupt. */
+	wr(0x070, 0);
+	wr(0x070, 1);
+	virtio_mmio_lock(&t);
+	virtio_config_changed(&t);
+	virtio_mmio_unlock(&t);
+	CHECK(rd(0x0fc) == generation + 2);
+	CHECK(rd(0x060) == 0 && eventfd_read(t.irq_fd, &n) < 0);
+	finish();
+}
+
 /* Queue 1 of a two-queue device at DESC + 0x800 etc.; queue 0 is set up by driver_init. */
 static void setup_queue1(void)
 {
@@ -320,4 +361,4 @@ TEST_MAIN(T(rng_fills_buffers_and_interrupts), T(features_must_include_version_1
 	  T(chained_and_indirect_descriptors), T(malformed_chains_need_reset),
 	  T(indirect_needs_the_feature), T(queue_outside_ram_or_bad_size),
 	  T(event_idx_suppresses_interrupts), T(register_access_rules),
-	  T(console_transmit_and_receive))
+	  T(console_transmit_and_receive), T(config_change_notification))
