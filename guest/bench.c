@@ -58,8 +58,8 @@ static bool rtc_next_second(void)
 	return true;
 }
 
-/* TSC ticks from one RTC second's start to the next; the polling costs the same at both ends. */
-static const char *tsc_calibrate(uint64_t *hz)
+/* TSC ticks from one RTC second's start to the next (CPL0: port I/O); counter.c uses it too. */
+const char *tsc_calibrate(uint64_t *hz)
 {
 	uint64_t start;
 

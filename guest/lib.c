@@ -79,6 +79,19 @@ static void put_str(const char *s)
 		serial_putc(*s++);
 }
 
+static void put_hex(uint64_t v)
+{
+	char buf[16];
+	int i = 0;
+
+	do {
+		buf[i++] = "0123456789abcdef"[v % 16];
+		v /= 16;
+	} while (v);
+	while (i)
+		serial_putc(buf[--i]);
+}
+
 static void put_decimal(uint64_t v)
 {
 	char buf[20];
@@ -92,7 +105,7 @@ static void put_decimal(uint64_t v)
 		serial_putc(buf[--i]);
 }
 
-/* Supports %s, %u and %lu: all that the probe's protocol lines need. */
+/* Supports %s, %u, %lu, %x and %lx: all that the probe's protocol lines need. */
 void printk(const char *fmt, ...)
 {
 	va_list ap;
@@ -114,6 +127,10 @@ void printk(const char *fmt, ...)
 		case 'u':
 			v = is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned int);
 			put_decimal(v);
+			break;
+		case 'x':
+			v = is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned int);
+			put_hex(v);
 			break;
 		case '\0':
 			va_end(ap);

@@ -208,7 +208,7 @@ void irq_wait(void);
 /* crc32.c */
 uint32_t crc32_update(uint32_t crc, const void *buf, size_t len);
 
-/* blk.c, rng.c, net.c, console.c, bench.c: tests that tests.c lists */
+/* blk.c, rng.c, net.c, console.c, bench.c, counter.c: tests that tests.c lists */
 const char *test_blk_rw(struct probe *p);
 const char *test_blk_read(struct probe *p);
 const char *test_blk_id(struct probe *p);
@@ -218,6 +218,10 @@ const char *test_net_echo(struct probe *p);
 const char *test_console_echo(struct probe *p);
 const char *test_blk_bench(struct probe *p);
 const char *test_net_bench(struct probe *p);
+const char *test_counter(struct probe *p);
+
+/* bench.c */
+const char *tsc_calibrate(uint64_t *hz);
 
 /* tests.c */
 ap_work_fn test_ap_work(const char *name);

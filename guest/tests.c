@@ -225,6 +225,7 @@ static const struct test tests[] = {
 	{ "console-echo", test_console_echo, NULL },
 	{ "blk-bench", test_blk_bench, NULL },
 	{ "net-bench", test_net_bench, NULL },
+	{ "counter", test_counter, NULL },
 };
 
 static const struct test *find_test(const char *name)

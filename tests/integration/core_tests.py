@@ -1,8 +1,9 @@
 """Integration tests of the core machine: the probe's report, SMP, memory, serial input,
-reset and power-off, the terminal, bad input, and the same report under QEMU."""
+reset and power-off, the terminal, bad input, the same report under QEMU, and the counter guest."""
 import json
 import os
 import pty
+import re
 import shutil
 import signal
 import termios
@@ -279,3 +280,35 @@ def config_file_bad_input(ctx):
     good = ctx.file("good.json", json.dumps(
         {"boot-source": {"kernel_image_path": ctx.probe}}).encode())
     expect_error(ctx, [s, "run", "--config-file", good, "--memory", "1G"], "--memory")
+
+
+# --- the counter guest: what pause/resume, snapshot and migration tests watch ----------
+
+COUNTER_CMDLINE = "test=counter counter_max=5"
+
+
+def counters(lines):
+    return [int(m.group(1)) for m in (re.match(r"probe: counter=(\d+)", l) for l in lines) if m]
+
+
+@test
+def counter_counts_to_max(ctx):
+    status, out, err = ctx.boot(cmdline=COUNTER_CMDLINE)
+    lines = expect_pass(status, out, err, "counter")
+    check(counters(lines) == [1, 2, 3, 4, 5], f"counters {counters(lines)} in {lines}")
+
+
+@test
+def same_as_qemu_counter_1cpu_64M(ctx):
+    if not shutil.which("qemu-system-x86_64"):
+        raise Skip("qemu-system-x86_64 is not installed")
+    # The counter's clock is the TSC calibrated against the RTC, which microvm has with rtc=on.
+    qargv = [a.replace("microvm,acpi=off", "microvm,acpi=off,rtc=on")
+             for a in qemu_argv(ctx.probe, 1, "64M", COUNTER_CMDLINE)]
+    qs, qout, qerr = run(qargv, timeout=120)
+    ss, sout, serr = ctx.boot(memory="64M", cmdline=COUNTER_CMDLINE)
+    check(qs == 1, f"QEMU exit status {qs}: {qerr.strip()[:300]}")
+    check(ss == 1, f"skiff exit status {ss}: {serr.strip()[:300]}")
+    check(counters(probe_lines(sout)) == [1, 2, 3, 4, 5], f"skiff {probe_lines(sout)}")
+    check(probe_lines(sout) == probe_lines(qout),
+          f"skiff {probe_lines(sout)} != QEMU {probe_lines(qout)}")
