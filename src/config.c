@@ -51,6 +51,7 @@ void config_print_run_help(FILE *out)
 {
 	fprintf(out,
 		"Usage: skiff run --kernel FILE [options]\n"
+		"       skiff run --api-sock PATH [options]\n"
 		"\n"
 		"Boots a virtual machine on KVM. The guest's COM1 is this terminal: its output\n"
 		"goes to stdout and stdin goes to the guest (a terminal is put in raw mode;\n"
@@ -58,7 +59,7 @@ void config_print_run_help(FILE *out)
 		"\n"
 		"Options:\n"
 		"  --kernel FILE      kernel to boot: an ELF with a Xen PVH note, a Linux vmlinux\n"
-		"                     ELF, or a Linux bzImage (required); a bzImage's kernel is\n"
+		"                     ELF, or a Linux bzImage; a bzImage's kernel is\n"
 		"                     decompressed on the host and booted directly\n"
 		"  --no-unpack        boot a bzImage through its own in-guest decompressor\n"
 		"  --initrd FILE      initial ramdisk, loaded below the 32-bit MMIO hole\n"
@@ -70,8 +71,8 @@ void config_print_run_help(FILE *out)
 		"                     status (V << 1) | 1, like QEMU's isa-debug-exit device\n"
 		"  --disk PATH[,readonly][,id=NAME]\n"
 		"                     a virtio-blk disk on a raw image (repeatable, up to %d); a\n"
-		"                     read-only disk fails guest writes; NAME (1-20 characters)\n"
-		"                     is what the guest reads as the disk's serial\n"
+		"                     read-only disk fails guest writes; NAME (1-20 of A-Z a-z\n"
+		"                     0-9 _ . -) is what the guest reads as the disk's serial\n"
 		"  --net tap=IFNAME[,mac=MAC]\n"
 		"  --net user[,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT][,mac=MAC]\n"
 		"                     a virtio-net device on an existing TAP interface, or on\n"
@@ -82,6 +83,11 @@ void config_print_run_help(FILE *out)
 		"  --config-file FILE the VM in the JSON of Firecracker's GET /vm/config:\n"
 		"                     boot-source, machine-config, drives, network-interfaces\n"
 		"                     (TAP), entropy; instead of the options that describe a VM\n"
+		"  --api-sock PATH    serve Firecracker's REST API (HTTP/1.1) on a Unix socket\n"
+		"                     created mode 0600 (a stale socket there is replaced);\n"
+		"                     without --kernel skiff waits for the API to configure the\n"
+		"                     VM and send InstanceStart, with the other options as the\n"
+		"                     pre-boot configuration\n"
 		"  --console KIND     serial (default): COM1 is the terminal; virtio: a\n"
 		"                     virtio-console takes the terminal's input (both print)\n"
 		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
@@ -129,7 +135,7 @@ static int parse_memory(const char *text, uint64_t *bytes)
 
 enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
 		 OPT_DISK, OPT_NET, OPT_RNG, OPT_CONSOLE, OPT_NO_UNPACK, OPT_LOG_LEVEL, OPT_HELP,
-		 OPT_CONFIG_FILE, OPT_COUNT };
+		 OPT_CONFIG_FILE, OPT_API_SOCK, OPT_COUNT };
 
 static const struct {
 	const char *name;
@@ -150,6 +156,7 @@ static const struct {
 	[OPT_NO_UNPACK] = { "--no-unpack", false, false, false },
 	[OPT_LOG_LEVEL] = { "--log-level", true, false, false },
 	[OPT_CONFIG_FILE] = { "--config-file", true, false, false },
+	[OPT_API_SOCK] = { "--api-sock", true, false, false },
 	[OPT_HELP] = { "--help", false, false, false },
 };
 
@@ -208,6 +215,9 @@ static int apply_option(int id, char *value, struct run_options *opts)
 		return 0;
 	case OPT_CONFIG_FILE:
 		return config_file_load(value, &opts->vm, &opts->config_file);
+	case OPT_API_SOCK:
+		opts->api_sock = value;
+		return 0;
 	case OPT_CONSOLE:
 		if (!strcmp(value, "serial")) {
 			opts->vm.console = CONSOLE_SERIAL;
@@ -274,8 +284,9 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 			return CONFIG_ERROR;
 		}
 	}
-	if (!opts->vm.kernel_path) {
-		fprintf(stderr, "skiff: run: --kernel FILE is required (see skiff run --help)\n");
+	if (!opts->vm.kernel_path && !opts->api_sock) {
+		fprintf(stderr, "skiff: run: --kernel FILE (or --api-sock PATH) is required (see "
+				"skiff run --help)\n");
 		return CONFIG_ERROR;
 	}
 	return CONFIG_OK;

@@ -17,6 +17,7 @@ struct run_options {
 	struct vm_config vm;
 	enum log_level log_level;
 	void *config_file; /* with --config-file: what vm points into (config_file_free) */
+	const char *api_sock; /* NULL: no API */
 };
 
 enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };

@@ -1,6 +1,8 @@
 /* The device options of `skiff run`: --disk, --net and their sub-options. */
 #include "config.h"
 
+#include "api/vm_json.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -104,18 +106,6 @@ int config_parse_hostfwd(const char *text, struct net_hostfwd *fwd)
 	return 0;
 }
 
-static bool valid_disk_id(const char *id)
-{
-	size_t len = strlen(id);
-
-	if (len == 0 || len > BLK_ID_MAX)
-		return false;
-	for (; *id; id++)
-		if (!isgraph((unsigned char)*id))
-			return false;
-	return true;
-}
-
 int config_parse_disk(char *text, struct vm_config *vm)
 {
 	char *copy = strdup(text), *rest = copy, *tok;
@@ -138,11 +128,12 @@ int config_parse_disk(char *text, struct vm_config *vm)
 	while ((tok = next_token(&rest))) {
 		if (!strcmp(tok, "readonly")) {
 			disk->readonly = true;
-		} else if (!strncmp(tok, "id=", 3) && valid_disk_id(tok + 3)) {
+		} else if (!strncmp(tok, "id=", 3) && vm_json_valid_id(tok + 3) &&
+			   strlen(tok + 3) <= BLK_ID_MAX) {
 			strcpy(disk->id, tok + 3);
 		} else {
 			fprintf(stderr, "skiff: --disk %s: bad option '%s' (readonly, id=NAME of 1 to "
-					"%d printable characters)\n", text, tok, BLK_ID_MAX);
+					"%d of A-Z a-z 0-9 _ . -)\n", text, tok, BLK_ID_MAX);
 			goto out;
 		}
 	}

@@ -6,6 +6,9 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 #include "api/config_file.h"
+#include "api/controller.h"
+#include "api/server.h"
+#include "ctl/ctl.h"
 #include "arch/x86/unpack.h"
 #include "util/file.h"
 
@@ -31,6 +34,8 @@ static void print_help(FILE *out)
 		     "\n"
 		     "Commands:\n"
 		     "  run            boot a virtual machine (see skiff run --help)\n"
+		     "  ctl            control a running skiff through its API socket\n"
+		     "                 (see skiff ctl --help)\n"
 		     "  unpack-kernel BZIMAGE VMLINUX\n"
 		     "                 write the ELF kernel inside a Linux bzImage to VMLINUX\n"
 		     "\n"
@@ -59,22 +64,40 @@ static int setup_signals(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* SIGINT, SIGTERM, SIGHUP and SIGQUIT arrive on a signalfd and stop the VM. */
-struct signal_watch {
-	int fd;
-	struct vm *vm;
-	struct event_source src;
+/* One skiff run: the VM, the terminal, and the API when there is one. */
+struct runner {
+	struct vm vm;
+	bool vm_created;
+	struct terminal term;
+	struct console con;
+	int signal_fd;
+	struct event_source signal_src;
+	struct event_loop preboot; /* what runs until InstanceStart */
+	int preboot_status;
+	/* With --api-sock: */
+	struct api_server *server;
+	struct api_queue queue;
+	struct api_counters counters;
+	struct controller ctl;
+	struct event_source queue_src;
 };
 
+/* SIGINT, SIGTERM, SIGHUP and SIGQUIT arrive on a signalfd and stop the VM. */
 static void stop_on_signal(void *opaque)
 {
-	struct signal_watch *w = opaque;
+	struct runner *r = opaque;
 	struct signalfd_siginfo si;
 
-	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+	if (read(r->signal_fd, &si, sizeof(si)) != sizeof(si))
 		return;
-	log_info("stopping the VM on signal %s", strsignal(si.ssi_signo));
-	vm_request_stop(w->vm, 128 + si.ssi_signo);
+	log_info("stopping %s on signal %s", r->vm_created ? "the VM" : "skiff",
+		 strsignal(si.ssi_signo));
+	if (r->vm_created) {
+		vm_request_stop(&r->vm, 128 + si.ssi_signo);
+	} else {
+		r->preboot_status = 128 + si.ssi_signo;
+		event_loop_stop(&r->preboot);
+	}
 }
 
 static void stop_on_escape(void *opaque)
@@ -82,37 +105,123 @@ static void stop_on_escape(void *opaque)
 	vm_request_stop(opaque, 0);
 }
 
+static void serve_api(void *opaque)
+{
+	struct runner *r = opaque;
+
+	api_queue_serve(&r->queue, controller_handle, &r->ctl);
+}
+
+/* InstanceStop before any VM. */
+static void quit_preboot(void *opaque)
+{
+	struct runner *r = opaque;
+
+	r->preboot_status = 0;
+	event_loop_stop(&r->preboot);
+}
+
+/*
+ * Builds and starts the VM, and moves the signals and the API from the pre-boot loop to
+ * the VM's. serial_fd < 0: the guest's console is the terminal.
+ */
+static int boot(void *opaque, const struct vm_config *cfg, int serial_fd)
+{
+	struct runner *r = opaque;
+	int ret = vm_create(&r->vm, cfg, serial_fd >= 0 ? serial_fd : STDOUT_FILENO);
+
+	if (ret) {
+		vm_destroy(&r->vm);
+		return ret;
+	}
+	r->vm_created = true;
+	if (terminal_setup(&r->term, STDIN_FILENO))
+		log_warn("stdin: cannot switch the terminal to raw mode: %m");
+	event_add(&r->vm.loop, &r->signal_src, r->signal_fd, stop_on_signal, r);
+	if (r->server) {
+		event_add(&r->vm.loop, &r->queue_src, r->queue.fd, serve_api, r);
+		controller_set_vm(&r->ctl, &r->vm);
+	}
+	console_start(&r->con, &r->vm.loop, STDIN_FILENO, vm_console_sink(&r->vm), &r->term,
+		      stop_on_escape, &r->vm);
+	event_loop_stop(&r->preboot);
+	/* A vCPU that cannot start stops the VM, whose exit status then says so. */
+	vm_start(&r->vm);
+	return 0;
+}
+
+static int start_api(struct runner *r, const struct run_options *opts)
+{
+	struct controller_hooks hooks = { boot, quit_preboot, r };
+	int ret = api_queue_init(&r->queue);
+
+	if (ret) {
+		log_error("--api-sock: %s", strerror(-ret));
+		return ret;
+	}
+	ret = controller_init(&r->ctl, &opts->vm, &r->counters, hooks);
+	if (ret) {
+		log_error("--api-sock: %s", strerror(-ret));
+		return ret;
+	}
+	r->server = api_server_start(opts->api_sock, &r->queue, &r->counters);
+	return r->server ? 0 : -EINVAL;
+}
+
+/* No --kernel: the API configures the VM; returns once it started one, or skiff must end. */
+static int wait_for_instance_start(struct runner *r, const char *api_sock)
+{
+	int ret = event_loop_init(&r->preboot);
+
+	ret = ret ?: event_add(&r->preboot, &r->signal_src, r->signal_fd, stop_on_signal, r);
+	ret = ret ?: event_add(&r->preboot, &r->queue_src, r->queue.fd, serve_api, r);
+	if (ret) {
+		log_error("setting up the event loop: %s", strerror(-ret));
+		return ret;
+	}
+	log_info("waiting on %s for the VM's configuration and InstanceStart", api_sock);
+	ret = event_loop_run(&r->preboot);
+	event_loop_destroy(&r->preboot);
+	return ret;
+}
+
 /* Boots and runs the VM opts describes; returns skiff's exit status. */
 static int run_vm(struct run_options *opts)
 {
-	struct signal_watch signals;
-	struct terminal term;
-	struct console con;
-	struct vm vm;
-	int signal_fd, status = EXIT_SKIFF_ERROR;
+	struct runner r = { .signal_fd = -1, .preboot_status = EXIT_SKIFF_ERROR,
+			    .preboot = { .epoll_fd = -1 }, .queue = { .fd = -1 } };
+	int status = EXIT_SKIFF_ERROR;
 
 	log_set_level(opts->log_level);
 	opts->vm.start = started;
-	signal_fd = setup_signals();
-	if (signal_fd < 0) {
+	r.signal_fd = setup_signals();
+	if (r.signal_fd < 0) {
 		log_error("setting up signals: %m");
 		return EXIT_SKIFF_ERROR;
 	}
-	if (vm_create(&vm, &opts->vm, STDOUT_FILENO))
+	if (opts->api_sock && start_api(&r, opts))
 		goto out;
-	if (terminal_setup(&term, STDIN_FILENO))
-		log_warn("stdin: cannot switch the terminal to raw mode: %m");
-	signals = (struct signal_watch){ .fd = signal_fd, .vm = &vm };
-	event_add(&vm.loop, &signals.src, signal_fd, stop_on_signal, &signals);
-	console_start(&con, &vm.loop, STDIN_FILENO, vm_console_sink(&vm), &term, stop_on_escape,
-		      &vm);
-	if (vm_start(&vm) == 0)
-		vm_run_events(&vm);
-	status = vm_join(&vm);
+	if (opts->vm.kernel_path) {
+		if (boot(&r, &opts->vm, -1))
+			goto out;
+	} else if (wait_for_instance_start(&r, opts->api_sock) || !r.vm_created) {
+		status = r.preboot_status;
+		goto out;
+	}
+	vm_run_events(&r.vm);
+	status = vm_join(&r.vm);
 	terminal_restore();
 out:
-	vm_destroy(&vm);
-	close(signal_fd);
+	/* The API first: a request must never find the VM half gone. */
+	if (r.queue.fd >= 0)
+		api_queue_close(&r.queue);
+	api_server_stop(r.server);
+	if (r.vm_created)
+		vm_destroy(&r.vm);
+	if (opts->api_sock)
+		controller_destroy(&r.ctl);
+	api_queue_destroy(&r.queue);
+	close(r.signal_fd);
 	return status;
 }
 
@@ -187,6 +296,8 @@ int main(int argc, char *argv[])
 	}
 	if (!strcmp(argv[1], "run"))
 		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "unpack-kernel"))
 		return cmd_unpack_kernel(argc - 2, argv + 2);
 	fprintf(stderr, "skiff: unknown command '%s' (see skiff --help)\n", argv[1]);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #define NET_MAX_HOSTFWD 8
+#define NET_ID_MAX	64 /* iface_id in the API: API_ID_MAX */
 
 enum net_backend { NET_TAP, NET_USER };
 
@@ -26,6 +27,7 @@ struct net_hostfwd {
 
 /* One --net tap=IFNAME[,mac=MAC] or --net user[,hostfwd=...][,mac=MAC]. */
 struct net_config {
+	char id[NET_ID_MAX + 1]; /* "" : none given */
 	enum net_backend backend;
 	char ifname[IFNAMSIZ];
 	uint8_t mac[6];

@@ -1,6 +1,7 @@
 #include "memory.h"
 
 #include <errno.h>
+#include <linux/memfd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -27,21 +28,28 @@ static void assign_host(struct guest_mem *mem)
 }
 
 int guest_mem_create(struct guest_mem *mem, uint64_t size, uint64_t hole_start,
-		     uint64_t hole_end)
+		     uint64_t hole_end, enum huge_pages pages)
 {
+	bool hugetlb = pages == HUGE_PAGES_2M;
 	int err;
 
 	memset(mem, 0, sizeof(*mem));
-	mem->fd = memfd_create("skiff-guest-ram", MFD_CLOEXEC);
+	mem->fd = memfd_create("skiff-guest-ram",
+			       MFD_CLOEXEC | (hugetlb ? MFD_HUGETLB | MFD_HUGE_2MB : 0));
 	if (mem->fd < 0)
 		return -errno;
 	if (ftruncate(mem->fd, size) < 0)
 		goto fail;
-	/* NORESERVE: pages are faulted in only when the guest touches them. */
-	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-			 mem->fd, 0);
+	/*
+	 * NORESERVE: pages are faulted in only when the guest touches them. Not for hugetlbfs,
+	 * where a page missing at fault time is a SIGBUS: there mmap reserves them, or fails.
+	 */
+	mem->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | (hugetlb ? 0 : MAP_NORESERVE), mem->fd, 0);
 	if (mem->base == MAP_FAILED)
 		goto fail;
+	if (pages == HUGE_PAGES_TRANSPARENT)
+		madvise(mem->base, size, MADV_HUGEPAGE); /* advice: the host may not have THP */
 	mem->size = size;
 	mem->nr_regions = guest_mem_layout(size, hole_start, hole_end, mem->regions);
 	mem->zero_filled = true; /* a new memfd reads as zeroes */

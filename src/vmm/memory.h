@@ -8,6 +8,9 @@
 
 #define GUEST_MEM_MAX_REGIONS 2
 
+/* Backing of guest RAM: small pages, hugetlbfs 2 MiB pages, or transparent huge pages. */
+enum huge_pages { HUGE_PAGES_NONE, HUGE_PAGES_2M, HUGE_PAGES_TRANSPARENT };
+
 struct guest_region {
 	uint64_t gpa;
 	uint64_t size;
@@ -30,9 +33,9 @@ struct guest_mem {
 /* Splits size bytes of RAM around [hole_start, hole_end); returns the number of regions. */
 unsigned guest_mem_layout(uint64_t size, uint64_t hole_start, uint64_t hole_end,
 			  struct guest_region *regions);
-/* Creates lazily-faulted RAM backed by a memfd. Returns 0 or -errno. */
+/* Creates RAM backed by a memfd, lazily faulted but for 2M pages. Returns 0 or -errno. */
 int guest_mem_create(struct guest_mem *mem, uint64_t size, uint64_t hole_start,
-		     uint64_t hole_end);
+		     uint64_t hole_end, enum huge_pages pages);
 /* Lays RAM out over a caller's buffer (tests and fuzzers): no memfd. */
 void guest_mem_wrap(struct guest_mem *mem, void *buf, uint64_t size, uint64_t hole_start,
 		    uint64_t hole_end);

@@ -15,6 +15,23 @@
 #define SIG_KICK SIGUSR1
 #define EXIT_VMM_ERROR 2
 
+const char *const vcpu_exit_names[VCPU_EXIT_KINDS] = {
+	[VCPU_EXIT_IO] = "io", [VCPU_EXIT_MMIO] = "mmio", [VCPU_EXIT_HLT] = "hlt",
+	[VCPU_EXIT_SIGNAL] = "signal", [VCPU_EXIT_IOAPIC_EOI] = "ioapic_eoi",
+	[VCPU_EXIT_SYSTEM] = "system", [VCPU_EXIT_OTHER] = "other",
+};
+
+/* Relaxed atomics: the vCPU thread is the only writer, so a plain add is not lost. */
+static void count_exit(struct vcpu *vcpu, enum vcpu_exit_kind kind)
+{
+	__atomic_store_n(&vcpu->exits[kind], vcpu->exits[kind] + 1, __ATOMIC_RELAXED);
+}
+
+uint64_t vcpu_exit_count(const struct vcpu *vcpu, enum vcpu_exit_kind kind)
+{
+	return __atomic_load_n(&vcpu->exits[kind], __ATOMIC_RELAXED);
+}
+
 static void kick_handler(int sig)
 {
 	(void)sig; /* only here to make KVM_RUN return EINTR */
@@ -94,18 +111,31 @@ static bool handle_exit(struct vcpu *vcpu)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
+		count_exit(vcpu, VCPU_EXIT_IO);
 		handle_io(vcpu);
 		return true;
 	case KVM_EXIT_MMIO:
+		count_exit(vcpu, VCPU_EXIT_MMIO);
 		bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data,
 			   run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
 		return true;
 	case KVM_EXIT_IOAPIC_EOI:
+		count_exit(vcpu, VCPU_EXIT_IOAPIC_EOI);
 		ioapic_eoi(&vm->ioapic, run->eoi.vector);
 		return true;
 	case KVM_EXIT_HLT:
-	case KVM_EXIT_INTR:
+		count_exit(vcpu, VCPU_EXIT_HLT);
 		return true;
+	case KVM_EXIT_INTR:
+		count_exit(vcpu, VCPU_EXIT_SIGNAL);
+		return true;
+	default:
+		break;
+	}
+	count_exit(vcpu, run->exit_reason == KVM_EXIT_SHUTDOWN ||
+				 run->exit_reason == KVM_EXIT_SYSTEM_EVENT ? VCPU_EXIT_SYSTEM
+									   : VCPU_EXIT_OTHER);
+	switch (run->exit_reason) {
 	case KVM_EXIT_SHUTDOWN:
 		/* A triple fault resets a PC. */
 		log_info("vcpu %u: triple fault: guest reset", vcpu->index);
@@ -153,9 +183,15 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
 	while (!atomic_load(&vm->stopping)) {
+		if (atomic_load(&vm->pausing)) {
+			vm_park_vcpu(vm, vcpu);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				count_exit(vcpu, VCPU_EXIT_SIGNAL);
 				continue;
+			}
 			log_error("vcpu %u: KVM_RUN: %s", vcpu->index, strerror(errno));
 			vm_request_stop(vm, EXIT_VMM_ERROR);
 			break;

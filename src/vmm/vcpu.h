@@ -10,6 +10,14 @@
 
 struct vm;
 
+/* Why KVM_RUN returned, for metrics. */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO, VCPU_EXIT_MMIO, VCPU_EXIT_HLT, VCPU_EXIT_SIGNAL, VCPU_EXIT_IOAPIC_EOI,
+	VCPU_EXIT_SYSTEM, VCPU_EXIT_OTHER, VCPU_EXIT_KINDS
+};
+
+extern const char *const vcpu_exit_names[VCPU_EXIT_KINDS];
+
 struct vcpu {
 	struct vm *vm;
 	unsigned index;
@@ -18,6 +26,8 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	atomic_bool started;
+	/* Written only by the vCPU's thread, read by anyone: see vcpu_exit_count(). */
+	uint64_t exits[VCPU_EXIT_KINDS];
 };
 
 int vcpu_create(struct vcpu *vcpu, struct vm *vm, unsigned index, size_t run_size);
@@ -28,6 +38,8 @@ int vcpu_start(struct vcpu *vcpu);
  * thread, so a signal landing just before KVM_RUN is not lost.
  */
 void vcpu_kick(struct vcpu *vcpu);
+/* Exits of one kind so far; any thread. */
+uint64_t vcpu_exit_count(const struct vcpu *vcpu, enum vcpu_exit_kind kind);
 /* Installs the (empty) handler of the kick signal; call once per process. */
 int vcpu_kick_signal_init(void);
 

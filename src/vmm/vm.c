@@ -106,9 +106,12 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg)
 		log_error("setting up the VM: %s", strerror(errno));
 		return ret;
 	}
-	ret = guest_mem_create(&vm->mem, cfg->memory, LAYOUT_MMIO_HOLE, LAYOUT_MMIO_HOLE_END);
+	ret = guest_mem_create(&vm->mem, cfg->memory, LAYOUT_MMIO_HOLE, LAYOUT_MMIO_HOLE_END,
+			       cfg->huge_pages);
 	if (ret) {
-		log_error("--memory: cannot allocate guest RAM: %s", strerror(-ret));
+		log_error("--memory: cannot allocate guest RAM%s: %s",
+			  cfg->huge_pages == HUGE_PAGES_2M ? " in 2M huge pages" : "",
+			  strerror(-ret));
 		return ret;
 	}
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
@@ -117,6 +120,7 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg)
 			.guest_phys_addr = vm->mem.regions[i].gpa,
 			.memory_size = vm->mem.regions[i].size,
 			.userspace_addr = (uintptr_t)vm->mem.regions[i].host,
+			.flags = cfg->track_dirty_pages ? KVM_MEM_LOG_DIRTY_PAGES : 0,
 		};
 
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
@@ -316,13 +320,27 @@ static int unpack_kernel(struct boot_image *kernel, uint8_t **buf)
 	return 0;
 }
 
+/* The user's command line, plus Firecracker's root=/dev/vdX when a disk is the root. */
+static const char *root_cmdline(const struct vm_config *cfg, char *buf, size_t size)
+{
+	const char *user = cfg->cmdline ? cfg->cmdline : "";
+
+	if (!cfg->has_root)
+		return cfg->cmdline;
+	/* Disks are the first virtio devices, so disk i is vd('a' + i). */
+	snprintf(buf, size, "%s%sroot=/dev/vd%c %s", user, *user ? " " : "",
+		 'a' + cfg->root_disk, cfg->disks[cfg->root_disk].readonly ? "ro" : "rw");
+	return buf;
+}
+
 static int load_guest(struct vm *vm, const struct vm_config *cfg)
 {
 	struct mapped_file kernel = { 0 }, initrd = { 0 };
 	uint8_t *unpacked = NULL;
 	static char params[LAYOUT_CMDLINE_MAX];
+	static char cmdline[LAYOUT_CMDLINE_MAX];
 	struct boot_config boot = {
-		.cmdline = cfg->cmdline,
+		.cmdline = root_cmdline(cfg, cmdline, sizeof(cmdline)),
 		.linux_defaults = cfg->console == CONSOLE_VIRTIO ? LINUX_DEFAULTS_HVC : LINUX_DEFAULTS,
 		.device_params = params,
 	};
@@ -407,6 +425,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->mem.fd = vm->loop.epoll_fd = -1;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0)
@@ -428,6 +448,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 
 int vm_start(struct vm *vm)
 {
+	clock_gettime(CLOCK_MONOTONIC, &vm->started_at);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		int ret = vcpu_start(&vm->vcpus[i]);
 
@@ -454,7 +475,57 @@ void vm_request_stop(struct vm *vm, int status)
 	vm->exit_status = status;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	/* Parked vCPUs wake to see stopping; the lock orders this against their check. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	eventfd_write(vm->stop_fd, 1);
+}
+
+static unsigned started_vcpus(struct vm *vm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		n += atomic_load(&vm->vcpus[i].started);
+	return n;
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pausing, true);
+	pthread_mutex_unlock(&vm->pause_lock);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < started_vcpus(vm) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pausing, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_park_vcpu(struct vm *vm, struct vcpu *vcpu)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pausing) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	/*
+	 * Undo the pause's kick. A later kick sets pausing or stopping before immediate_exit,
+	 * and the vCPU loop checks both before KVM_RUN, so none is lost.
+	 */
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 int vm_join(struct vm *vm)
@@ -495,4 +566,6 @@ void vm_destroy(struct vm *vm)
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	event_loop_destroy(&vm->loop);
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 }

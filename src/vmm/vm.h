@@ -32,11 +32,15 @@ struct vm_config {
 	const char *cmdline;	 /* NULL: empty */
 	unsigned cpus;
 	uint64_t memory;
+	enum huge_pages huge_pages;
+	bool track_dirty_pages; /* KVM logs the pages the guest dirties */
 	bool debug_exit;
 	bool no_unpack; /* boot a bzImage through its own decompressor */
 	struct timespec start; /* when skiff started, for the boot-time device */
 	unsigned nr_disks;
 	struct blk_config disks[VM_MAX_DISKS];
+	bool has_root; /* disks[root_disk] is the root: root=/dev/vdX joins the command line */
+	unsigned root_disk;
 	unsigned nr_nets;
 	struct net_config nets[VM_MAX_NETS];
 	bool rng; /* virtio-rng */
@@ -72,6 +76,13 @@ struct vm {
 	int exit_status;
 	int stop_fd; /* eventfd: readable once the VM has been asked to stop */
 	struct event_source stop_src;
+
+	/* While pausing is set, vCPU threads wait in vm_park_vcpu(); parked counts them. */
+	atomic_bool pausing;
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	unsigned parked;
+	struct timespec started_at; /* when vm_start() ran, for uptime */
 };
 
 /* Builds the machine described by cfg, ready to run. Logs one line and returns -errno. */
@@ -84,6 +95,14 @@ struct console_sink vm_console_sink(struct vm *vm);
 int vm_run_events(struct vm *vm);
 /* Asks the VM to stop with status (the first request wins); safe from any thread. */
 void vm_request_stop(struct vm *vm, int status);
+/*
+ * Stops every vCPU outside KVM_RUN and returns once all are parked (or the VM is stopping);
+ * devices keep running. vm_resume() lets them go on. Either from one controlling thread.
+ */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+/* For vCPU threads: waits while the VM is paused. */
+void vm_park_vcpu(struct vm *vm, struct vcpu *vcpu);
 /* Joins the vCPU threads after a stop request; returns the exit status. */
 int vm_join(struct vm *vm);
 void vm_destroy(struct vm *vm);

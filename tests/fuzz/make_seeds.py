@@ -41,7 +41,7 @@ def with_payload(payload):
 
 
 corpus = sys.argv[1]
-for d in ("fuzz_bzimage", "fuzz_unpack", "fuzz_config_file"):
+for d in ("fuzz_bzimage", "fuzz_unpack", "fuzz_config_file", "fuzz_api"):
     os.makedirs(os.path.join(corpus, d), exist_ok=True)
 with open(os.path.join(corpus, "fuzz_bzimage", "minimal"), "wb") as f:
     f.write(bzimage())
@@ -57,3 +57,18 @@ with open(os.path.join(corpus, "fuzz_config_file", "full"), "w") as f:
             ' "drives": [{"drive_id": "rootfs", "path_on_host": "/d", "is_root_device": true}],'
             ' "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}],'
             ' "entropy": {}}')
+# fuzz_api: method index (0 GET, 1 PUT, 2 PATCH), path, newline, body.
+API_SEEDS = {
+    "boot_source": b'\x01/boot-source\n{"kernel_image_path": "/k", "boot_args": "x"}',
+    "machine": b'\x02/machine-config\n{"vcpu_count": 2, "huge_pages": "2M"}',
+    "drive": b'\x01/drives/rootfs\n{"drive_id": "rootfs", "path_on_host": "/d",'
+             b' "is_root_device": true, "is_read_only": false}',
+    "net": b'\x01/network-interfaces/eth0\n{"iface_id": "eth0", "user_net":'
+           b' {"hostfwd": ["tcp::2222-:22"]}, "guest_mac": "02:00:00:00:00:01"}',
+    "start": b'\x01/actions\n{"action_type": "InstanceStart"}',
+    "vm": b'\x02/vm\n{"state": "Paused"}',
+    "config": b'\x00/vm/config\n',
+}
+for name, seed in API_SEEDS.items():
+    with open(os.path.join(corpus, "fuzz_api", name), "wb") as f:
+        f.write(seed)

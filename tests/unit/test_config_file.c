@@ -31,8 +31,8 @@ TEST(full_configuration)
 	CHECK(vm.cpus == 4 && vm.memory == 1024ULL << 20);
 	CHECK(vm.nr_disks == 2 && vm.disks[0].readonly && !strcmp(vm.disks[0].id, "data"));
 	CHECK(!strcmp(vm.disks[1].path, "/d1") && !vm.disks[1].readonly);
-	/* Firecracker's root device becomes root=/dev/vdX after the boot arguments */
-	CHECK(!strcmp(vm.cmdline, "console=ttyS0 root=/dev/vdb rw"));
+	/* the root device: vm.c adds root=/dev/vdb rw after the boot arguments */
+	CHECK(!strcmp(vm.cmdline, "console=ttyS0") && vm.has_root && vm.root_disk == 1);
 	CHECK(vm.nr_nets == 1 && vm.nets[0].backend == NET_TAP && vm.nets[0].mac_set);
 	CHECK(!strcmp(vm.nets[0].ifname, "tap0") && vm.nets[0].mac[5] == 5);
 	CHECK(vm.rng);
@@ -73,7 +73,9 @@ TEST(bad_configurations)
 		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": "
 		"{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": true}}",
 		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": "
-		"{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"huge_pages\": \"2M\"}}",
+		"{\"vcpu_count\": 2, \"mem_size_mib\": 129, \"huge_pages\": \"2M\"}}",
+		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": "
+		"{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"huge_pages\": \"1G\"}}",
 		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"machine-config\": "
 		"{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": \"no\"}}",
 		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": {}}",
@@ -95,6 +97,18 @@ TEST(bad_configurations)
 		"[{\"iface_id\": \"e\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"01:00:00:00:00:01\"}]}",
 		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
 		"[{\"iface_id\": \"e\", \"host_dev_name\": \"averyveryverylongname\"}]}",
+		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
+		"[{\"iface_id\": \"e\", \"host_dev_name\": \"tap0\"},"
+		" {\"iface_id\": \"e\", \"host_dev_name\": \"tap1\"}]}",		/* iface_id twice */
+		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
+		"[{\"iface_id\": \"e\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"02:00:00:00:00:01\"},"
+		" {\"iface_id\": \"f\", \"host_dev_name\": \"tap1\", \"guest_mac\": \"02:00:00:00:00:01\"}]}",
+		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
+		"[{\"iface_id\": \"e\", \"user_net\": {\"hostfwd\": [\"tcp::80\"]}}]}",
+		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"network-interfaces\": "
+		"[{\"iface_id\": \"e\", \"host_dev_name\": \"tap0\", \"user_net\": {}}]}",
+		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"drives\": "
+		"[{\"drive_id\": \"a/b\", \"path_on_host\": \"/d\", \"is_root_device\": false}]}",
 		"{\"boot-source\": {\"kernel_image_path\": \"/k\"}, \"entropy\": {\"x\": 1}}",
 		"{\"boot-source\": {\"kernel_image_path\": \"/k\\u0000x\"}}",	/* embedded NUL */
 	};

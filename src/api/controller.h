@@ -1,0 +1,45 @@
+/*
+ * The VM's side of the management API: carries out requests on the VM's thread, one at a
+ * time. Before InstanceStart it builds the VM's configuration; after, it controls the VM
+ * (pause, resume, drive swap, stop) and reports on it (GET /vm/config, metrics).
+ */
+#ifndef SKIFF_CONTROLLER_H
+#define SKIFF_CONTROLLER_H
+
+#include "api.h"
+#include "metrics.h"
+
+#include "../vmm/vm.h"
+
+struct controller_hooks {
+	/* Builds and starts the VM; returns 0, or -errno once the cause has been logged. */
+	int (*boot)(void *opaque, const struct vm_config *cfg, int serial_fd);
+	/* Ends skiff before any VM was started (InstanceStop pre-boot). */
+	void (*quit)(void *opaque);
+	void *opaque;
+};
+
+enum instance_state { INSTANCE_NOT_STARTED, INSTANCE_RUNNING, INSTANCE_PAUSED };
+
+struct controller {
+	struct vm_config base;	/* the command line's VM: what the API has not replaced */
+	json_t *doc;		/* the VM as FullVmConfiguration: GET /vm/config */
+	enum instance_state state;
+	struct vm *vm;		/* once started */
+	int serial_fd;		/* PUT /serial's file; -1: stdout */
+	struct metrics_sink metrics;
+	const struct api_counters *counters;
+	uint64_t requests[API_OPS];
+	struct controller_hooks hooks;
+};
+
+/* base is the command line's configuration (its VM options, if any, are the pre-boot ones). */
+int controller_init(struct controller *ctl, const struct vm_config *base,
+		    const struct api_counters *counters, struct controller_hooks hooks);
+/* The VM booted from the command line, with no InstanceStart. */
+void controller_set_vm(struct controller *ctl, struct vm *vm);
+/* For api_queue_serve(): opaque is the controller. */
+void controller_handle(void *opaque, struct api_request *req, struct api_response *resp);
+void controller_destroy(struct controller *ctl);
+
+#endif
