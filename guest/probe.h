@@ -220,6 +220,9 @@ const char *test_blk_bench(struct probe *p);
 const char *test_net_bench(struct probe *p);
 const char *test_counter(struct probe *p);
 
+/* kbd.c */
+const char *test_kbd(struct probe *p);
+
 /* bench.c */
 const char *tsc_calibrate(uint64_t *hz);
 

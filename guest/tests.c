@@ -226,6 +226,7 @@ static const struct test tests[] = {
 	{ "blk-bench", test_blk_bench, NULL },
 	{ "net-bench", test_net_bench, NULL },
 	{ "counter", test_counter, NULL },
+	{ "kbd", test_kbd, NULL },
 };
 
 static const struct test *find_test(const char *name)

@@ -450,11 +450,19 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 	case API_PATCH_DRIVE:
 		swap_drive(ctl, req, resp);
 		break;
-	case API_SEND_CTRL_ALT_DEL:
-		/* It needs a keyboard behind the i8042, which skiff's lacks so far. */
-		api_fault(resp, 400, "SendCtrlAltDel: not supported by skiff yet (InstanceStop "
-				     "stops the VM)");
+	case API_SEND_CTRL_ALT_DEL: {
+		/* The guest's keyboard driver sees the keys; what it does with them is its own. */
+		int ret = i8042_send_ctrl_alt_del(&ctl->vm->i8042);
+
+		if (ret == -EBUSY)
+			api_fault(resp, 400, "SendCtrlAltDel: the guest has not read the keys "
+					     "already sent (i8042 buffer full)");
+		else if (ret)
+			api_fault(resp, 400, "SendCtrlAltDel: the guest has disabled its keyboard");
+		else
+			resp->status = 204;
 		break;
+	}
 	case API_INSTANCE_STOP:
 		log_info("stopping the VM: InstanceStop");
 		if (ctl->vm)

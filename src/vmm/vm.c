@@ -151,6 +151,7 @@ static void power_event(void *opaque, enum power_event event, int status)
 static int add_devices(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 {
 	struct irq_line com1 = { ioapic_set_irq, &vm->ioapic, IRQ_COM1 };
+	struct irq_line kbd_irq = { ioapic_set_irq, &vm->ioapic, IRQ_KEYBOARD };
 	int ret;
 
 	bus_init(&vm->pio, "pio");
@@ -164,6 +165,7 @@ static int add_devices(struct vm *vm, const struct vm_config *cfg, int console_o
 		return ret;
 	}
 	i8042_init(&vm->i8042, vm->power);
+	i8042_set_irq(&vm->i8042, kbd_irq);
 	rtc_init(&vm->rtc, NULL);
 	boot_timer_init(&vm->boot_timer, cfg->start);
 	vm->devices_ready = true;

@@ -21,7 +21,11 @@
 #define DSDT_OFFSET	0x1000
 #define DSDT_MAX	0x2000
 
-_Static_assert(DSDT_OFFSET + HEADER_SIZE + 64 + 4 + MAX_VIRTIO_ACPI * 64 < DSDT_MAX &&
+#define KBD_AML_MAX	64
+#define VIRTIO_AML_MAX	64
+
+_Static_assert(DSDT_OFFSET + HEADER_SIZE + 64 + 4 + KBD_AML_MAX +
+			       MAX_VIRTIO_ACPI * VIRTIO_AML_MAX < DSDT_MAX &&
 	       DSDT_MAX <= LAYOUT_ACPI_MAX, "the DSDT fits its place");
 
 #define FADT_WBINVD		(1u << 0)
@@ -29,6 +33,7 @@ _Static_assert(DSDT_OFFSET + HEADER_SIZE + 64 + 4 + MAX_VIRTIO_ACPI * 64 < DSDT_
 #define FADT_SLP_BUTTON		(1u << 5)
 #define FADT_RESET_REG_SUP	(1u << 10)
 #define FADT_HW_REDUCED_ACPI	(1u << 20)
+#define BOOT_ARCH_8042		(1u << 1)
 #define BOOT_ARCH_NO_VGA	(1u << 2)
 #define GAS_SYSTEM_IO		1
 #define GAS_ACCESS_BYTE		1
@@ -46,6 +51,7 @@ static const uint8_t s5_aml[] = {
 
 #define AML_NAME	0x08
 #define AML_BYTE	0x0a
+#define AML_DWORD	0x0c
 #define AML_STRING	0x0d
 #define AML_SCOPE	0x10
 #define AML_BUFFER	0x11
@@ -83,7 +89,7 @@ static uint8_t *aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio
 		[12] = 0x89, 0x06, 0x00, 0x03, 0x01, /* Interrupt: consumer, edge, high; one */
 		[21] = 0x79, 0x00, /* end tag */
 	};
-	uint8_t body[64], *b = body;
+	uint8_t body[VIRTIO_AML_MAX], *b = body;
 	char name[5];
 
 	put_le32(crs + 4, d->base);
@@ -104,14 +110,47 @@ static uint8_t *aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio
 	return aml_bytes(p, body, b - body);
 }
 
-/* The DSDT's definition block: \_S5 and, in \_SB, the virtio-mmio devices. */
+/*
+ * Device (KBD_) { _HID EisaId ("PNP0303"), _CRS: ports 0x60 and 0x64, IRQ 1 } — the PS/2
+ * keyboard, described as on a PC. On a hardware-reduced platform Linux sets up no ISA
+ * interrupts of its own (no legacy PIC: nr_legacy_irqs() is 0), so its i8042 driver needs
+ * this device, found by PNPACPI, to learn the ports and to have IRQ 1 mapped to IOAPIC
+ * pin 1; with it the driver also skips the absent AUX port instead of probing for it.
+ */
+static uint8_t *aml_keyboard(uint8_t *p)
+{
+	const uint8_t crs[] = {
+		/* IO (Decode16, min, max, alignment 1, length 1) for each port */
+		0x47, 0x01, PORT_I8042 & 0xff, PORT_I8042 >> 8, PORT_I8042 & 0xff,
+		PORT_I8042 >> 8, 0x01, 0x01,
+		0x47, 0x01, PORT_I8042_CMD & 0xff, PORT_I8042_CMD >> 8, PORT_I8042_CMD & 0xff,
+		PORT_I8042_CMD >> 8, 0x01, 0x01,
+		0x22, 1u << IRQ_KEYBOARD, 0x00, /* IRQNoFlags: edge, active high, as ISA */
+		0x79, 0x00, /* end tag */
+	};
+	uint8_t body[KBD_AML_MAX], *b = body;
+
+	b = aml_bytes(b, "KBD_", 4);
+	/* EisaId ("PNP0303"): three 5-bit letters, then the product number, big-endian */
+	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'H', 'I', 'D', AML_DWORD, 0x41, 0xd0, 0x03,
+				      0x03 }, 10);
+	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'C', 'R', 'S', AML_BUFFER }, 6);
+	b = aml_pkglen(b, 2 + sizeof(crs));
+	b = aml_bytes(b, (uint8_t[]){ AML_BYTE, sizeof(crs) }, 2);
+	b = aml_bytes(b, crs, sizeof(crs));
+	*p++ = AML_EXT;
+	*p++ = AML_DEVICE;
+	p = aml_pkglen(p, b - body);
+	return aml_bytes(p, body, b - body);
+}
+
+/* The DSDT's definition block: \_S5 and, in \_SB, the keyboard and virtio-mmio devices. */
 static size_t build_dsdt_aml(uint8_t *aml, const struct acpi_mmio_device *devs, unsigned n)
 {
-	uint8_t devices[MAX_VIRTIO_ACPI * 64], *d = devices, *p = aml;
+	uint8_t devices[KBD_AML_MAX + MAX_VIRTIO_ACPI * VIRTIO_AML_MAX], *d = devices, *p = aml;
 
 	p = aml_bytes(p, s5_aml, sizeof(s5_aml));
-	if (!n)
-		return p - aml;
+	d = aml_keyboard(d);
 	for (unsigned i = 0; i < n; i++)
 		d = aml_virtio_device(d, i, &devs[i]);
 	*p++ = AML_SCOPE;
@@ -152,7 +191,11 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 	header(t, "FACP", FADT_SIZE, 6);
 	put_le32(t + 40, dsdt);
 	t[108] = 0x32; /* CMOS century register */
-	put_le16(t + 109, BOOT_ARCH_NO_VGA);
+	/*
+	 * The 8042 flag: without it Linux marks the controller absent (acpi_parse_fadt), and
+	 * only the DSDT's keyboard device would still lead its driver to it.
+	 */
+	put_le16(t + 109, BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA);
 	put_le32(t + 112, FADT_WBINVD | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_RESET_REG_SUP |
 				  FADT_HW_REDUCED_ACPI);
 	gas_io(t + 116, PORT_ACPI_RESET);

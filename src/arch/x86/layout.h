@@ -52,6 +52,7 @@
 
 #define ACPI_RESET_VALUE	0x1
 #define ACPI_S5_SLP_TYP		5
+#define IRQ_KEYBOARD		1 /* the i8042's, on every PC */
 #define IRQ_COM1		4
 #define IRQ_VIRTIO_FIRST	5 /* virtio device i interrupts on GSI 5 + i */
 #define IOAPIC_PINS		24
