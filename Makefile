@@ -81,6 +81,7 @@ bench: all $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 	$(BUILD)/bench/irqchip_cost 9
 	bench/startup $(BUILD)
 	bench/virtio $(BUILD)
+	bench/snapshot $(BUILD)
 
 demo: all
 	$(BUILD)/skiff run --kernel $(BUILD)/probe --cpus 2 --cmdline "test=smp" --debug-exit; \

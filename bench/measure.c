@@ -4,9 +4,12 @@
  * exit, and its peak RSS. Timing here rather than in a script keeps the script's own
  * process start-up out of the numbers, and a child's peak RSS includes the image it was
  * forked from until exec, so that image is this small program, not a Python interpreter.
+ * With --first the command is killed at its first byte: for guests that do not exit.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,12 +28,14 @@ int main(int argc, char **argv)
 	int64_t start, first = -1;
 	struct rusage usage;
 	char buf[65536];
-	int status, out[2];
+	int status, out[2], first_only = argc > 1 && !strcmp(argv[1], "--first");
 	ssize_t n;
 	pid_t pid;
 
+	argv += first_only;
+	argc -= first_only;
 	if (argc < 2 || pipe(out) < 0) {
-		fprintf(stderr, "usage: measure COMMAND [ARG...]\n");
+		fprintf(stderr, "usage: measure [--first] COMMAND [ARG...]\n");
 		return 2;
 	}
 	start = now_us();
@@ -47,8 +52,10 @@ int main(int argc, char **argv)
 	while ((n = read(out[0], buf, sizeof(buf))) > 0) {
 		if (first < 0)
 			first = now_us() - start;
-		if (write(STDOUT_FILENO, buf, n) != n)
+		if (write(STDOUT_FILENO, buf, n) != n || first_only) {
+			kill(pid, SIGKILL);
 			break;
+		}
 	}
 	if (pid < 0 || wait4(pid, &status, 0, &usage) < 0) {
 		perror("measure");

@@ -52,6 +52,7 @@ void config_print_run_help(FILE *out)
 	fprintf(out,
 		"Usage: skiff run --kernel FILE [options]\n"
 		"       skiff run --api-sock PATH [options]\n"
+		"       skiff run --restore SNAPSHOT --mem MEMFILE [options]\n"
 		"\n"
 		"Boots a virtual machine on KVM. The guest's COM1 is this terminal: its output\n"
 		"goes to stdout and stdin goes to the guest (a terminal is put in raw mode;\n"
@@ -88,6 +89,9 @@ void config_print_run_help(FILE *out)
 		"                     without --kernel skiff waits for the API to configure the\n"
 		"                     VM and send InstanceStart, with the other options as the\n"
 		"                     pre-boot configuration\n"
+		"  --restore SNAPSHOT with --mem MEMFILE: resume the VM a snapshot holds (PUT\n"
+		"                     /snapshot/create); its RAM is MEMFILE, mapped copy-on-write\n"
+		"                     and never written; instead of the options that describe a VM\n"
 		"  --console KIND     serial (default): COM1 is the terminal; virtio: a\n"
 		"                     virtio-console takes the terminal's input (both print)\n"
 		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
@@ -135,13 +139,13 @@ static int parse_memory(const char *text, uint64_t *bytes)
 
 enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
 		 OPT_DISK, OPT_NET, OPT_RNG, OPT_CONSOLE, OPT_NO_UNPACK, OPT_LOG_LEVEL, OPT_HELP,
-		 OPT_CONFIG_FILE, OPT_API_SOCK, OPT_COUNT };
+		 OPT_CONFIG_FILE, OPT_API_SOCK, OPT_RESTORE, OPT_MEM, OPT_COUNT };
 
 static const struct {
 	const char *name;
 	bool takes_value;
 	bool repeatable;
-	bool describes_vm; /* conflicts with --config-file, which describes the whole VM */
+	bool describes_vm; /* conflicts with --config-file and --restore, which describe the VM */
 } options[OPT_COUNT] = {
 	[OPT_KERNEL] = { "--kernel", true, false, true },
 	[OPT_INITRD] = { "--initrd", true, false, true },
@@ -157,6 +161,8 @@ static const struct {
 	[OPT_LOG_LEVEL] = { "--log-level", true, false, false },
 	[OPT_CONFIG_FILE] = { "--config-file", true, false, false },
 	[OPT_API_SOCK] = { "--api-sock", true, false, false },
+	[OPT_RESTORE] = { "--restore", true, false, false },
+	[OPT_MEM] = { "--mem", true, false, false },
 	[OPT_HELP] = { "--help", false, false, false },
 };
 
@@ -217,6 +223,12 @@ static int apply_option(int id, char *value, struct run_options *opts)
 		return config_file_load(value, &opts->vm, &opts->config_file);
 	case OPT_API_SOCK:
 		opts->api_sock = value;
+		return 0;
+	case OPT_RESTORE:
+		opts->restore = value;
+		return 0;
+	case OPT_MEM:
+		opts->vm.mem_file = value;
 		return 0;
 	case OPT_CONSOLE:
 		if (!strcmp(value, "serial")) {
@@ -283,10 +295,20 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 				options[id].name);
 			return CONFIG_ERROR;
 		}
+		if (seen[OPT_RESTORE] && seen[id] && (options[id].describes_vm ||
+						      id == OPT_CONFIG_FILE)) {
+			fprintf(stderr, "skiff: %s: the VM comes from the --restore snapshot\n",
+				options[id].name);
+			return CONFIG_ERROR;
+		}
 	}
-	if (!opts->vm.kernel_path && !opts->api_sock) {
-		fprintf(stderr, "skiff: run: --kernel FILE (or --api-sock PATH) is required (see "
-				"skiff run --help)\n");
+	if (seen[OPT_RESTORE] != seen[OPT_MEM]) {
+		fprintf(stderr, "skiff: run: --restore SNAPSHOT and --mem MEMFILE go together\n");
+		return CONFIG_ERROR;
+	}
+	if (!opts->vm.kernel_path && !opts->api_sock && !opts->restore) {
+		fprintf(stderr, "skiff: run: --kernel FILE is required, or --api-sock PATH or "
+				"--restore SNAPSHOT (see skiff run --help)\n");
 		return CONFIG_ERROR;
 	}
 	return CONFIG_OK;

@@ -8,6 +8,7 @@
 #include "api/config_file.h"
 #include "api/controller.h"
 #include "api/server.h"
+#include "vmm/vm_snapshot.h"
 #include "ctl/ctl.h"
 #include "arch/x86/unpack.h"
 #include "util/file.h"
@@ -36,6 +37,9 @@ static void print_help(FILE *out)
 		     "  run            boot a virtual machine (see skiff run --help)\n"
 		     "  ctl            control a running skiff through its API socket\n"
 		     "                 (see skiff ctl --help)\n"
+		     "  merge-memory BASE DIFF\n"
+		     "                 lay a Diff snapshot's memory file over the memory file of\n"
+		     "                 the snapshot before it (in place), for restoring the Diff\n"
 		     "  unpack-kernel BZIMAGE VMLINUX\n"
 		     "                 write the ELF kernel inside a Linux bzImage to VMLINUX\n"
 		     "\n"
@@ -79,6 +83,7 @@ struct runner {
 	struct api_queue queue;
 	struct api_counters counters;
 	struct controller ctl;
+	bool ctl_ready;
 	struct event_source queue_src;
 };
 
@@ -125,11 +130,14 @@ static void quit_preboot(void *opaque)
  * Builds and starts the VM, and moves the signals and the API from the pre-boot loop to
  * the VM's. serial_fd < 0: the guest's console is the terminal.
  */
-static int boot(void *opaque, const struct vm_config *cfg, int serial_fd)
+static int boot(void *opaque, const struct vm_config *cfg, int serial_fd,
+		struct vm_snapshot *snap, bool paused)
 {
 	struct runner *r = opaque;
 	int ret = vm_create(&r->vm, cfg, serial_fd >= 0 ? serial_fd : STDOUT_FILENO);
 
+	if (!ret && snap)
+		ret = vm_snapshot_load(&r->vm, snap);
 	if (ret) {
 		vm_destroy(&r->vm);
 		return ret;
@@ -138,32 +146,34 @@ static int boot(void *opaque, const struct vm_config *cfg, int serial_fd)
 	if (terminal_setup(&r->term, STDIN_FILENO))
 		log_warn("stdin: cannot switch the terminal to raw mode: %m");
 	event_add(&r->vm.loop, &r->signal_src, r->signal_fd, stop_on_signal, r);
-	if (r->server) {
+	if (r->server)
 		event_add(&r->vm.loop, &r->queue_src, r->queue.fd, serve_api, r);
+	if (r->ctl_ready)
 		controller_set_vm(&r->ctl, &r->vm);
-	}
 	console_start(&r->con, &r->vm.loop, STDIN_FILENO, vm_console_sink(&r->vm), &r->term,
 		      stop_on_escape, &r->vm);
 	event_loop_stop(&r->preboot);
+	if (paused)
+		vm_pause(&r->vm); /* before they start: the vCPUs park at once */
 	/* A vCPU that cannot start stops the VM, whose exit status then says so. */
 	vm_start(&r->vm);
 	return 0;
 }
 
-static int start_api(struct runner *r, const struct run_options *opts)
+/* The controller, for the API and for restoring; the API's server with --api-sock. */
+static int start_controller(struct runner *r, const struct run_options *opts)
 {
 	struct controller_hooks hooks = { boot, quit_preboot, r };
 	int ret = api_queue_init(&r->queue);
 
+	ret = ret ?: controller_init(&r->ctl, &opts->vm, &r->counters, hooks);
 	if (ret) {
-		log_error("--api-sock: %s", strerror(-ret));
+		log_error("setting up the controller: %s", strerror(-ret));
 		return ret;
 	}
-	ret = controller_init(&r->ctl, &opts->vm, &r->counters, hooks);
-	if (ret) {
-		log_error("--api-sock: %s", strerror(-ret));
-		return ret;
-	}
+	r->ctl_ready = true;
+	if (!opts->api_sock)
+		return 0;
 	r->server = api_server_start(opts->api_sock, &r->queue, &r->counters);
 	return r->server ? 0 : -EINVAL;
 }
@@ -199,10 +209,16 @@ static int run_vm(struct run_options *opts)
 		log_error("setting up signals: %m");
 		return EXIT_SKIFF_ERROR;
 	}
-	if (opts->api_sock && start_api(&r, opts))
+	if ((opts->api_sock || opts->restore) && start_controller(&r, opts))
 		goto out;
-	if (opts->vm.kernel_path) {
-		if (boot(&r, &opts->vm, -1))
+	if (opts->restore) {
+		struct field_error err; /* already logged */
+
+		if (controller_restore(&r.ctl, opts->restore, opts->vm.mem_file, NULL, true,
+				       false, &err))
+			goto out;
+	} else if (opts->vm.kernel_path) {
+		if (boot(&r, &opts->vm, -1, NULL, false))
 			goto out;
 	} else if (wait_for_instance_start(&r, opts->api_sock) || !r.vm_created) {
 		status = r.preboot_status;
@@ -218,7 +234,7 @@ out:
 	api_server_stop(r.server);
 	if (r.vm_created)
 		vm_destroy(&r.vm);
-	if (opts->api_sock)
+	if (r.ctl_ready)
 		controller_destroy(&r.ctl);
 	api_queue_destroy(&r.queue);
 	close(r.signal_fd);
@@ -298,6 +314,13 @@ int main(int argc, char *argv[])
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "merge-memory")) {
+		if (argc != 4) {
+			fprintf(stderr, "skiff: usage: skiff merge-memory BASE DIFF\n");
+			return EXIT_SKIFF_ERROR;
+		}
+		return snapshot_merge_memory(argv[2], argv[3]) ? EXIT_SKIFF_ERROR : 0;
+	}
 	if (!strcmp(argv[1], "unpack-kernel"))
 		return cmd_unpack_kernel(argc - 2, argv + 2);
 	fprintf(stderr, "skiff: unknown command '%s' (see skiff --help)\n", argv[1]);

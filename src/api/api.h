@@ -32,6 +32,8 @@ enum api_op {
 	API_PUT_LOGGER,
 	API_PUT_METRICS,
 	API_GET_METRICS,	/* skiff's own: the counters in Prometheus's text format */
+	API_SNAPSHOT_CREATE,
+	API_SNAPSHOT_LOAD,
 	API_OPS
 };
 

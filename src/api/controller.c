@@ -3,7 +3,9 @@
 #include "vm_json.h"
 
 #include "../log.h"
+#include "../vmm/dirty.h"
 #include "../vmm/vcpu.h"
+#include "../vmm/vm_snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,8 @@ static const char *const op_names[API_OPS] = {
 	[API_PUT_LOGGER] = "put_logger",
 	[API_PUT_METRICS] = "put_metrics",
 	[API_GET_METRICS] = "get_metrics",
+	[API_SNAPSHOT_CREATE] = "snapshot_create",
+	[API_SNAPSHOT_LOAD] = "snapshot_load",
 };
 
 static const char *const state_names[] = {
@@ -179,24 +183,188 @@ static void open_serial(struct controller *ctl, struct api_request *req,
 	resp->status = 204;
 }
 
-/* The command line's devices and options, with what the configuration describes replaced. */
-static void instance_start(struct controller *ctl, struct api_response *resp)
+static uint64_t elapsed_us(struct timespec from)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - from.tv_sec) * 1000000 + (now.tv_nsec - from.tv_nsec) / 1000;
+}
+
+/* The command line's devices and options, less what the configuration document describes. */
+static struct vm_config undescribed(const struct controller *ctl)
 {
 	struct vm_config cfg = ctl->base;
-	struct field_error err;
 
 	cfg.kernel_path = cfg.initrd_path = cfg.cmdline = NULL;
 	cfg.nr_disks = cfg.nr_nets = 0;
 	cfg.has_root = cfg.rng = false;
+	return cfg;
+}
+
+static void instance_start(struct controller *ctl, struct api_response *resp)
+{
+	struct vm_config cfg = undescribed(ctl);
+	struct field_error err;
+
 	if (vm_json_parse(ctl->doc, true, &cfg, &err)) {
 		api_fault(resp, 400, "InstanceStart: %s", err.msg);
 		return;
 	}
-	if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd)) {
+	if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd, NULL, false)) {
 		api_fault(resp, 400, "InstanceStart: %s", log_last_error());
 		return;
 	}
 	ctl->state = INSTANCE_RUNNING;
+	resp->status = 204;
+}
+
+/* Firecracker's network_overrides: another TAP device for an interface of the snapshot. */
+static int override_networks(json_t *doc, json_t *overrides, struct field_error *err)
+{
+	json_t *nets = json_object_get(doc, "network-interfaces"), *o, *net;
+	size_t i, j;
+
+	json_array_foreach(overrides, i, o) {
+		const char *id = json_string_value(json_object_get(o, "iface_id"));
+		bool found = false;
+
+		json_array_foreach(nets, j, net) {
+			if (strcmp(json_string_value(json_object_get(net, "iface_id")), id))
+				continue;
+			if (!json_object_get(net, "host_dev_name"))
+				return field_fail(err, "network_overrides: \"%s\" is not a TAP "
+						  "interface", id);
+			json_object_set(net, "host_dev_name", json_object_get(o, "host_dev_name"));
+			found = true;
+		}
+		if (!found)
+			return field_fail(err, "network_overrides: the snapshot has no interface "
+					  "\"%s\"", id);
+	}
+	return 0;
+}
+
+int controller_restore(struct controller *ctl, const char *snapshot_path, const char *mem_path,
+		       json_t *overrides, bool resume, bool track_dirty_pages,
+		       struct field_error *err)
+{
+	struct vm_config cfg = undescribed(ctl);
+	struct vm_snapshot snap;
+	json_t *doc;
+	int ret;
+
+	if (vm_snapshot_open(snapshot_path, &snap))
+		return field_fail(err, "%s", log_last_error());
+	doc = json_loads(snap.config, JSON_REJECT_DUPLICATES, NULL);
+	ret = doc ? 0 : field_fail(err, "%s: the snapshot's configuration is malformed",
+				   snapshot_path);
+	ret = ret ?: (overrides ? override_networks(doc, overrides, err) : 0);
+	if (!ret && track_dirty_pages)
+		json_object_set_new(json_object_get(doc, "machine-config"), "track_dirty_pages",
+				    json_true());
+	ret = ret ?: vm_json_parse(doc, false, &cfg, err);
+	if (ret)
+		log_error("%s", err->msg); /* what was wrong with the request itself */
+	if (!ret) {
+		cfg.console = snap.console;
+		cfg.mem_file = mem_path;
+		if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd, &snap, !resume))
+			ret = field_fail(err, "%s", log_last_error());
+	}
+	vm_snapshot_close(&snap);
+	if (ret) {
+		json_decref(doc);
+		return ret;
+	}
+	/* The restored VM is the snapshot's: its configuration, its console. */
+	json_decref(ctl->doc);
+	ctl->doc = doc;
+	ctl->base.console = cfg.console;
+	ctl->state = resume ? INSTANCE_RUNNING : INSTANCE_PAUSED;
+	ctl->diff_base = ctl->vm && ctl->vm->mem.dirty; /* the memory file is the base */
+	return 0;
+}
+
+static void load_snapshot(struct controller *ctl, struct api_request *req,
+			  struct api_response *resp)
+{
+	json_t *body = req->body, *backend = json_object_get(body, "mem_backend");
+	const char *mem = json_string_value(backend ? json_object_get(backend, "backend_path")
+						    : json_object_get(body, "mem_file_path"));
+	struct field_error err;
+
+	if (controller_restore(ctl, json_string_value(json_object_get(body, "snapshot_path")), mem,
+			       json_object_get(body, "network_overrides"),
+			       json_is_true(json_object_get(body, "resume_vm")),
+			       json_is_true(json_object_get(body, "track_dirty_pages")) ||
+				       json_is_true(json_object_get(body, "enable_diff_snapshots")),
+			       &err)) {
+		api_fault(resp, 400, "snapshot/load: %s", err.msg);
+		return;
+	}
+	resp->status = 204;
+}
+
+/* On skiff's terminal, when it has one: a snapshot of a large VM takes a while. */
+static void show_progress(void *opaque, uint64_t done, uint64_t total)
+{
+	struct controller *ctl = opaque;
+	uint64_t us = elapsed_us(ctl->snapshot_started) ?: 1;
+
+	ctl->snapshot_bytes = done;
+	if (!isatty(STDERR_FILENO))
+		return;
+	fprintf(stderr, "\rskiff: snapshot: %llu of %llu MiB written, %llu MiB/s%s",
+		(unsigned long long)(done >> 20), (unsigned long long)(total >> 20),
+		(unsigned long long)(done / us * 1000000 >> 20), done == total ? "\r\n" : "");
+}
+
+static void create_snapshot(struct controller *ctl, struct api_request *req,
+			    struct api_response *resp)
+{
+	json_t *body = req->body;
+	const char *type = json_string_value(json_object_get(body, "snapshot_type"));
+	bool diff = type && !strcmp(type, "Diff"), tracking = ctl->vm->mem.dirty != NULL;
+	uint64_t *dirty = NULL;
+	char *config;
+	int ret;
+
+	if (ctl->state != INSTANCE_PAUSED) {
+		api_fault(resp, 400, "snapshot/create: the VM must be paused first (PATCH /vm)");
+		return;
+	}
+	if (diff && !tracking) {
+		api_fault(resp, 400, "snapshot/create: a Diff needs track_dirty_pages "
+				     "(machine-config, or snapshot/load)");
+		return;
+	}
+	if (diff && !ctl->diff_base) {
+		api_fault(resp, 400, "snapshot/create: a Diff needs a Full snapshot (or a restore) "
+				     "before it, to hold the pages it leaves out");
+		return;
+	}
+	config = json_dumps(ctl->doc, JSON_COMPACT);
+	/* Every snapshot starts a new dirty interval: a Diff holds what changed since. */
+	ret = !config ? -ENOMEM : tracking ? vm_collect_dirty(ctl->vm, &dirty) : 0;
+	clock_gettime(CLOCK_MONOTONIC, &ctl->snapshot_started);
+	ctl->snapshot_bytes = 0;
+	ret = ret ?: vm_snapshot_create(ctl->vm, config, ctl->base.console,
+					json_string_value(json_object_get(body, "snapshot_path")),
+					json_string_value(json_object_get(body, "mem_file_path")),
+					diff ? dirty : NULL, show_progress, ctl);
+	free(config);
+	free(dirty);
+	ctl->snapshot_us = elapsed_us(ctl->snapshot_started);
+	/* A failed snapshot lost the interval's dirty pages: only a Full may follow. */
+	ctl->diff_base = !ret && tracking;
+	if (ret) {
+		api_fault(resp, 400, "snapshot/create: %s", ret == -ENOMEM ? "out of memory"
+								  : log_last_error());
+		return;
+	}
+	ctl->snapshots++;
+	log_info("snapshot written in %llu us", (unsigned long long)ctl->snapshot_us);
 	resp->status = 204;
 }
 
@@ -277,14 +445,6 @@ static void set_metrics(struct controller *ctl, struct api_request *req,
 	resp->status = 204;
 }
 
-static uint64_t elapsed_us(struct timespec from)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)(now.tv_sec - from.tv_sec) * 1000000 + (now.tv_nsec - from.tv_nsec) / 1000;
-}
-
 /* Per virtio device, labelled by its kind and slot, e.g. "virtio-blk.0". */
 static void collect_devices(struct vm *vm, struct metrics *m)
 {
@@ -331,6 +491,11 @@ static void collect(struct controller *ctl, struct metrics *m)
 
 	metrics_add(m, "uptime_us", "Microseconds since skiff started", NULL, NULL,
 		    elapsed_us(ctl->base.start));
+	metrics_add(m, "snapshots_total", "Snapshots created", NULL, NULL, ctl->snapshots);
+	metrics_add(m, "snapshot_memory_bytes", "RAM bytes the last snapshot has written", NULL,
+		    NULL, ctl->snapshot_bytes);
+	metrics_add(m, "snapshot_create_us", "Microseconds the last snapshot took", NULL, NULL,
+		    ctl->snapshot_us);
 	for (unsigned c = 1; c < 6; c++)
 		metrics_add(m, "api_responses_total", "API answers by status class", "status",
 			    classes[c], atomic_load(&ctl->counters->by_class[c]));
@@ -404,7 +569,7 @@ static bool pre_boot_only(enum api_op op)
 	switch (op) {
 	case API_PUT_BOOT_SOURCE: case API_PUT_MACHINE: case API_PATCH_MACHINE:
 	case API_PUT_DRIVE: case API_PUT_NET: case API_PUT_ENTROPY: case API_PUT_SERIAL:
-	case API_INSTANCE_START:
+	case API_INSTANCE_START: case API_SNAPSHOT_LOAD:
 		return true;
 	default:
 		return false;
@@ -414,7 +579,7 @@ static bool pre_boot_only(enum api_op op)
 static bool post_boot_only(enum api_op op)
 {
 	return op == API_PATCH_DRIVE || op == API_SEND_CTRL_ALT_DEL || op == API_PAUSE ||
-	       op == API_RESUME;
+	       op == API_RESUME || op == API_SNAPSHOT_CREATE;
 }
 
 void controller_handle(void *opaque, struct api_request *req, struct api_response *resp)
@@ -486,6 +651,12 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 		break;
 	case API_GET_METRICS:
 		get_metrics(ctl, resp);
+		break;
+	case API_SNAPSHOT_CREATE:
+		create_snapshot(ctl, req, resp);
+		break;
+	case API_SNAPSHOT_LOAD:
+		load_snapshot(ctl, req, resp);
 		break;
 	default:
 		configure(ctl, req, resp);

@@ -7,13 +7,20 @@
 #define SKIFF_CONTROLLER_H
 
 #include "api.h"
+#include "json_fields.h"
 #include "metrics.h"
 
 #include "../vmm/vm.h"
 
+struct vm_snapshot;
+
 struct controller_hooks {
-	/* Builds and starts the VM; returns 0, or -errno once the cause has been logged. */
-	int (*boot)(void *opaque, const struct vm_config *cfg, int serial_fd);
+	/*
+	 * Builds and starts the VM, restored from snap when it is not NULL, with its vCPUs
+	 * parked when paused; returns 0, or -errno once the cause has been logged.
+	 */
+	int (*boot)(void *opaque, const struct vm_config *cfg, int serial_fd,
+		    struct vm_snapshot *snap, bool paused);
 	/* Ends skiff before any VM was started (InstanceStop pre-boot). */
 	void (*quit)(void *opaque);
 	void *opaque;
@@ -30,6 +37,9 @@ struct controller {
 	struct metrics_sink metrics;
 	const struct api_counters *counters;
 	uint64_t requests[API_OPS];
+	uint64_t snapshots, snapshot_bytes, snapshot_us; /* for metrics */
+	bool diff_base; /* a snapshot or restore since which dirty pages are tracked */
+	struct timespec snapshot_started;
 	struct controller_hooks hooks;
 };
 
@@ -38,6 +48,13 @@ int controller_init(struct controller *ctl, const struct vm_config *base,
 		    const struct api_counters *counters, struct controller_hooks hooks);
 /* The VM booted from the command line, with no InstanceStart. */
 void controller_set_vm(struct controller *ctl, struct vm *vm);
+/*
+ * Restores the VM from a snapshot (skiff run --restore, PUT /snapshot/load): overrides is
+ * Firecracker's network_overrides array or NULL. 0, or -EINVAL with err filled.
+ */
+int controller_restore(struct controller *ctl, const char *snapshot_path, const char *mem_path,
+		       json_t *overrides, bool resume, bool track_dirty_pages,
+		       struct field_error *err);
 /* For api_queue_serve(): opaque is the controller. */
 void controller_handle(void *opaque, struct api_request *req, struct api_response *resp);
 void controller_destroy(struct controller *ctl);

@@ -167,6 +167,78 @@ static int check_metrics(struct api_request *req, struct field_error *err)
 	return 0;
 }
 
+static int check_snapshot_create(struct api_request *req, struct field_error *err)
+{
+	static const char *const known[] = { "snapshot_path", "mem_file_path", "snapshot_type",
+					     NULL };
+	static const char *const types[] = { "Full", "Diff", NULL };
+	const char *unused;
+	unsigned type;
+
+	return field_check_keys("snapshot", req->body, known, NULL, err) ?:
+	       field_string("snapshot", req->body, "snapshot_path", true, &unused, err) ?:
+	       field_string("snapshot", req->body, "mem_file_path", true, &unused, err) ?:
+	       field_choice("snapshot", req->body, "snapshot_type", types, &type, err);
+}
+
+static int check_network_overrides(json_t *list, struct field_error *err)
+{
+	static const char *const known[] = { "iface_id", "host_dev_name", NULL };
+	const char *unused;
+	json_t *item;
+	size_t i;
+	int ret = 0;
+
+	if (!json_is_array(list))
+		return field_fail(err, "snapshot: 'network_overrides' must be an array");
+	json_array_foreach(list, i, item) {
+		ret = field_check_keys("network_overrides", item, known, NULL, err) ?:
+		      field_string("network_overrides", item, "iface_id", true, &unused, err) ?:
+		      field_string("network_overrides", item, "host_dev_name", true, &unused, err);
+		if (ret)
+			break;
+	}
+	return ret;
+}
+
+static int check_snapshot_load(struct api_request *req, struct field_error *err)
+{
+	static const char *const known[] = { "snapshot_path", "mem_file_path", "mem_backend",
+					     "enable_diff_snapshots", "track_dirty_pages",
+					     "resume_vm", "network_overrides", NULL };
+	static const char *const unsupported[] = { "vsock_override", NULL };
+	static const char *const backend_keys[] = { "backend_type", "backend_path", NULL };
+	static const char *const backends[] = { "File", "Uffd", NULL };
+	json_t *body = req->body, *backend = json_object_get(body, "mem_backend");
+	json_t *overrides = json_object_get(body, "network_overrides");
+	const char *unused, *mem_file;
+	unsigned type;
+	bool flag;
+	int ret;
+
+	ret = field_check_keys("snapshot", body, known, unsupported, err) ?:
+	      field_string("snapshot", body, "snapshot_path", true, &unused, err) ?:
+	      field_string("snapshot", body, "mem_file_path", false, &mem_file, err) ?:
+	      field_bool("snapshot", body, "enable_diff_snapshots", false, &flag, err) ?:
+	      field_bool("snapshot", body, "track_dirty_pages", false, &flag, err) ?:
+	      field_bool("snapshot", body, "resume_vm", false, &flag, err) ?:
+	      (overrides ? check_network_overrides(overrides, err) : 0);
+	if (ret)
+		return ret;
+	if (!backend == !mem_file)
+		return field_fail(err, "snapshot: give exactly one of 'mem_backend' and "
+				  "'mem_file_path'");
+	if (!backend)
+		return 0;
+	ret = field_check_keys("mem_backend", backend, backend_keys, NULL, err) ?:
+	      field_string("mem_backend", backend, "backend_path", true, &unused, err) ?:
+	      field_string("mem_backend", backend, "backend_type", true, &unused, err) ?:
+	      field_choice("mem_backend", backend, "backend_type", backends, &type, err);
+	if (!ret && type == 1)
+		return field_fail(err, "mem_backend: 'Uffd' is not supported by skiff yet");
+	return ret;
+}
+
 static const struct route routes[] = {
 	{ "/", "GET", API_GET_INFO, NULL },
 	{ "/boot-source", "PUT", API_PUT_BOOT_SOURCE, check_boot_source },
@@ -184,13 +256,15 @@ static const struct route routes[] = {
 	{ "/logger", "PUT", API_PUT_LOGGER, check_logger },
 	{ "/metrics", "PUT", API_PUT_METRICS, check_metrics },
 	{ "/metrics", "GET", API_GET_METRICS, NULL },
+	{ "/snapshot/create", "PUT", API_SNAPSHOT_CREATE, check_snapshot_create },
+	{ "/snapshot/load", "PUT", API_SNAPSHOT_LOAD, check_snapshot_load },
 	/* answered here: */
 	{ "/version", "GET", API_OPS, NULL },
 };
 
 /* Firecracker endpoints whose features skiff does not have (yet): a 400 that says so. */
 static const char *const unsupported_paths[] = {
-	"/balloon", "/snapshot/", "/mmds", "/vsock", "/cpu-config", "/pmem/", "/hotplug/memory",
+	"/balloon", "/mmds", "/vsock", "/cpu-config", "/pmem/", "/hotplug/memory",
 	"/network-interfaces/", NULL,
 };
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #define EXIT_REFUSED   1
 #define EXIT_CTL_ERROR 2
@@ -19,6 +20,8 @@
 
 /* A request with no answer by then fails: a stuck server must not hang its caller. */
 #define CTL_TIMEOUT_SECONDS 10
+/* Long enough to write a large VM's RAM to disk. */
+#define CTL_SNAPSHOT_TIMEOUT_SECONDS 3600
 /* The API's answers are a few KiB; anything much larger is not one of them. */
 #define CTL_MAX_ANSWER (1 << 20)
 /* The longest path a Unix socket address holds, less its terminating NUL. */
@@ -34,12 +37,17 @@ struct ctl_command {
 	const char *path;
 	const char *body;
 	const char *done;
+	unsigned operands; /* words after the command's name it takes */
 };
 
 struct ctl {
 	const char *socket_path;
 	const struct ctl_command *command;
+	const char *operand[2];
+	unsigned nr_operands;
 	bool json;
+	bool diff;	 /* snapshot --diff */
+	long timeout_s;	 /* for the next request */
 	const struct curl_lib *curl;
 	CURL *session; /* one per run, so that status's two requests share a connection */
 };
@@ -54,7 +62,7 @@ struct ctl_answer {
 static void print_help(FILE *out)
 {
 	fprintf(out,
-		"Usage: skiff ctl --api-sock PATH [--json] COMMAND\n"
+		"Usage: skiff ctl --api-sock PATH [--json] COMMAND [ARGS]\n"
 		"       skiff ctl --help\n"
 		"\n"
 		"Controls a running skiff through its management API (skiff run --api-sock PATH).\n"
@@ -66,6 +74,11 @@ static void print_help(FILE *out)
 		"  stop             stop the VM; that skiff then exits\n"
 		"  config           the VM's configuration, in the JSON of Firecracker's\n"
 		"                   GET /vm/config (what skiff run --config-file reads)\n"
+		"  snapshot SNAPSHOT MEMFILE [--diff]\n"
+		"                   save the VM (paused for the while, then resumed if it was\n"
+		"                   running) to SNAPSHOT and its RAM to MEMFILE, for skiff run\n"
+		"                   --restore; --diff saves only the pages changed since the\n"
+		"                   last snapshot (see skiff merge-memory)\n"
 		"\n"
 		"Options:\n"
 		"  --api-sock PATH  the Unix socket skiff run --api-sock listens on (required)\n"
@@ -184,7 +197,7 @@ static int set_request(struct ctl *ctl, const char *method, const char *path, co
 	code = code ?: curl->easy_setopt(s, CURLOPT_UNIX_SOCKET_PATH, ctl->socket_path);
 	/* An http_proxy in the environment must not divert a local socket's requests. */
 	code = code ?: curl->easy_setopt(s, CURLOPT_PROXY, "");
-	code = code ?: curl->easy_setopt(s, CURLOPT_TIMEOUT, (long)CTL_TIMEOUT_SECONDS);
+	code = code ?: curl->easy_setopt(s, CURLOPT_TIMEOUT, ctl->timeout_s);
 	code = code ?: curl->easy_setopt(s, CURLOPT_NOSIGNAL, 1L);
 	code = code ?: curl->easy_setopt(s, CURLOPT_ERRORBUFFER, error);
 	code = code ?: curl->easy_setopt(s, CURLOPT_HTTPHEADER, headers);
@@ -357,13 +370,77 @@ static int cmd_config(struct ctl *ctl, const struct ctl_command *cmd)
 	return ret;
 }
 
+/* An absolute path, as the server resolves paths from its own directory, not ours. */
+static char *absolute(const char *path)
+{
+	char *cwd, *full = NULL;
+
+	if (path[0] == '/')
+		return strdup(path);
+	cwd = getcwd(NULL, 0);
+	if (cwd && asprintf(&full, "%s/%s", cwd, path) < 0)
+		full = NULL;
+	free(cwd);
+	return full;
+}
+
+static int snapshot_request(struct ctl *ctl, const char *snapshot, const char *mem)
+{
+	json_t *body = json_pack("{s:s, s:s, s:s}", "snapshot_path", snapshot, "mem_file_path",
+				 mem, "snapshot_type", ctl->diff ? "Diff" : "Full"), *reply;
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	int ret;
+
+	json_decref(body);
+	if (!text)
+		return -ENOMEM;
+	/* Writing a large VM's RAM takes a while. */
+	ctl->timeout_s = CTL_SNAPSHOT_TIMEOUT_SECONDS;
+	ret = ctl_request(ctl, "PUT", "/snapshot/create", text, &reply);
+	ctl->timeout_s = CTL_TIMEOUT_SECONDS;
+	json_decref(reply);
+	free(text);
+	return ret;
+}
+
+/* Pauses a running VM for the snapshot and resumes it after, whatever became of it. */
+static int cmd_snapshot(struct ctl *ctl, const struct ctl_command *cmd)
+{
+	char *snapshot = absolute(ctl->operand[0]), *mem = absolute(ctl->operand[1]);
+	json_t *info = NULL, *reply;
+	bool running;
+	int ret;
+
+	(void)cmd;
+	ret = snapshot && mem ? ctl_request(ctl, "GET", "/", NULL, &info) : -ENOMEM;
+	running = !ret && !strcmp(json_string_value(json_object_get(info, "state")) ?: "",
+				  "Running");
+	if (running)
+		ret = ctl_request(ctl, "PATCH", "/vm", "{\"state\":\"Paused\"}", &reply);
+	ret = ret ?: snapshot_request(ctl, snapshot, mem);
+	if (running && ctl_request(ctl, "PATCH", "/vm", "{\"state\":\"Resumed\"}", &reply))
+		ret = ret ?: -EPROTO;
+	if (ret == -ENOMEM)
+		fprintf(stderr, "skiff ctl: snapshot: %s\n", strerror(ENOMEM));
+	if (!ret && ctl->json)
+		ret = print_json(NULL, JSON_COMPACT);
+	else if (!ret)
+		printf("snapshot %s, memory %s%s\n", snapshot, mem, ctl->diff ? " (diff)" : "");
+	json_decref(info);
+	free(snapshot);
+	free(mem);
+	return ret;
+}
+
 static const struct ctl_command commands[] = {
-	{ "status", cmd_status, NULL, NULL, NULL, NULL },
-	{ "pause", cmd_change, "PATCH", "/vm", "{\"state\":\"Paused\"}", "paused" },
-	{ "resume", cmd_change, "PATCH", "/vm", "{\"state\":\"Resumed\"}", "resumed" },
+	{ .name = "status", .run = cmd_status },
+	{ "pause", cmd_change, "PATCH", "/vm", "{\"state\":\"Paused\"}", "paused", 0 },
+	{ "resume", cmd_change, "PATCH", "/vm", "{\"state\":\"Resumed\"}", "resumed", 0 },
 	/* A skiff extension of Firecracker's actions: the VM stops and skiff exits. */
-	{ "stop", cmd_change, "PUT", "/actions", "{\"action_type\":\"InstanceStop\"}", "stopped" },
-	{ "config", cmd_config, NULL, NULL, NULL, NULL },
+	{ "stop", cmd_change, "PUT", "/actions", "{\"action_type\":\"InstanceStop\"}", "stopped",
+	  0 },
+	{ .name = "config", .run = cmd_config },
+	{ .name = "snapshot", .run = cmd_snapshot, .operands = 2 },
 };
 
 static const struct ctl_command *find_command(const char *name)
@@ -391,6 +468,8 @@ static int parse_args(int argc, char *const argv[], struct ctl *ctl, bool *help)
 
 		if (!strcmp(arg, "--json")) {
 			ctl->json = true;
+		} else if (!strcmp(arg, "--diff")) {
+			ctl->diff = true;
 		} else if (!strcmp(arg, "--api-sock")) {
 			if (i + 1 == argc)
 				return usage_error("--api-sock needs a PATH");
@@ -399,6 +478,8 @@ static int parse_args(int argc, char *const argv[], struct ctl *ctl, bool *help)
 			ctl->socket_path = arg + strlen("--api-sock=");
 		} else if (arg[0] == '-') {
 			return usage_error("unknown option '%s'", arg);
+		} else if (ctl->command && ctl->nr_operands < ctl->command->operands) {
+			ctl->operand[ctl->nr_operands++] = arg;
 		} else if (ctl->command) {
 			return usage_error("one command at a time, not '%s' and '%s'",
 					   ctl->command->name, arg);
@@ -409,7 +490,12 @@ static int parse_args(int argc, char *const argv[], struct ctl *ctl, bool *help)
 		}
 	}
 	if (!ctl->command)
-		return usage_error("a command is required: status, pause, resume, stop or config");
+		return usage_error("a command is required: status, pause, resume, stop, config or "
+				   "snapshot");
+	if (ctl->nr_operands < ctl->command->operands)
+		return usage_error("%s needs SNAPSHOT and MEMFILE", ctl->command->name);
+	if (ctl->diff && ctl->command->run != cmd_snapshot)
+		return usage_error("--diff is for snapshot");
 	if (!ctl->socket_path || !ctl->socket_path[0])
 		return usage_error("--api-sock PATH is required");
 	if (strlen(ctl->socket_path) > CTL_MAX_SOCKET_PATH)
@@ -420,7 +506,7 @@ static int parse_args(int argc, char *const argv[], struct ctl *ctl, bool *help)
 
 int ctl_main(int argc, char *const argv[])
 {
-	struct ctl ctl = { 0 };
+	struct ctl ctl = { .timeout_s = CTL_TIMEOUT_SECONDS };
 	bool help = false;
 	int ret;
 

@@ -68,6 +68,7 @@ static int add_segment(struct virtq_chain *c, const struct guest_mem *mem,
 	if (!p)
 		return -EINVAL;
 	if (d->flags & DESC_F_WRITE) {
+		guest_mem_mark_dirty(mem, d->addr, d->len); /* the device may write it */
 		c->in_len += d->len;
 		c->nr_in++;
 	} else {

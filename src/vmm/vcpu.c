@@ -184,6 +184,13 @@ static void *vcpu_thread(void *arg)
 
 	while (!atomic_load(&vm->stopping)) {
 		if (atomic_load(&vm->pausing)) {
+			/*
+			 * The kick set immediate_exit: this KVM_RUN only completes the last
+			 * exit's I/O instruction, which a snapshot taken now would otherwise
+			 * replay (api.rst, immediate_exit).
+			 */
+			__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+			ioctl(vcpu->fd, KVM_RUN, 0);
 			vm_park_vcpu(vm, vcpu);
 			continue;
 		}

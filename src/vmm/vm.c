@@ -106,13 +106,29 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg)
 		log_error("setting up the VM: %s", strerror(errno));
 		return ret;
 	}
-	ret = guest_mem_create(&vm->mem, cfg->memory, LAYOUT_MMIO_HOLE, LAYOUT_MMIO_HOLE_END,
-			       cfg->huge_pages);
+	if (cfg->mem_file) {
+		ret = guest_mem_map_file(&vm->mem, cfg->mem_file, cfg->memory, LAYOUT_MMIO_HOLE,
+					 LAYOUT_MMIO_HOLE_END);
+		if (ret) {
+			log_error("%s: %s", cfg->mem_file,
+				  ret == -ENODATA ? "shorter than the snapshot's RAM (truncated?)"
+				  : ret == -EFBIG ? "longer than the snapshot's RAM"
+						  : strerror(-ret));
+			return ret;
+		}
+	} else {
+		ret = guest_mem_create(&vm->mem, cfg->memory, LAYOUT_MMIO_HOLE,
+				       LAYOUT_MMIO_HOLE_END, cfg->huge_pages);
+	}
 	if (ret) {
 		log_error("--memory: cannot allocate guest RAM%s: %s",
 			  cfg->huge_pages == HUGE_PAGES_2M ? " in 2M huge pages" : "",
 			  strerror(-ret));
 		return ret;
+	}
+	if (cfg->track_dirty_pages && guest_mem_track_dirty(&vm->mem)) {
+		log_error("track_dirty_pages: out of memory");
+		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
 		struct kvm_userspace_memory_region region = {
@@ -444,7 +460,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 	ret = ret ?: add_devices(vm, cfg, console_out_fd);
 	ret = ret ?: add_virtio_devices(vm, cfg, console_out_fd);
 	ret = ret ?: create_vcpus(vm, cfg->cpus);
-	ret = ret ?: load_guest(vm, cfg);
+	/* A restored guest's RAM already holds its kernel and tables. */
+	if (!cfg->mem_file)
+		ret = ret ?: load_guest(vm, cfg);
 	return ret;
 }
 

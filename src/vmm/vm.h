@@ -45,6 +45,8 @@ struct vm_config {
 	struct net_config nets[VM_MAX_NETS];
 	bool rng; /* virtio-rng */
 	enum console_kind console;
+	/* Restore: guest RAM is this memory file (mapped privately); no kernel is loaded. */
+	const char *mem_file;
 };
 
 struct vcpu;

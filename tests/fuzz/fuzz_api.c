@@ -13,9 +13,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int refuse_boot(void *opaque, const struct vm_config *cfg, int serial_fd)
+static int refuse_boot(void *opaque, const struct vm_config *cfg, int serial_fd,
+		       struct vm_snapshot *snap, bool paused)
 {
-	(void)opaque, (void)cfg, (void)serial_fd;
+	(void)opaque, (void)cfg, (void)serial_fd, (void)snap, (void)paused;
 	return -EINVAL; /* no VM here: the controller stays before InstanceStart */
 }
 
@@ -57,8 +58,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data += 1 + len + (newline != NULL);
 	size -= 1 + len + (newline != NULL);
 	if (api_route(method, path, (const char *)data, size, &req, &resp)) {
-		/* These write files named by the input: not for a fuzzer to do. */
-		if (req.op != API_PUT_LOGGER && req.op != API_PUT_SERIAL && req.op != API_PUT_METRICS)
+		/* These touch files named by the input: not for a fuzzer to do. */
+		if (req.op != API_PUT_LOGGER && req.op != API_PUT_SERIAL &&
+		    req.op != API_PUT_METRICS && req.op != API_SNAPSHOT_LOAD)
 			controller_handle(&ctl, &req, &resp);
 		api_request_release(&req);
 	}

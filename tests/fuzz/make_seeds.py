@@ -72,3 +72,27 @@ API_SEEDS = {
 for name, seed in API_SEEDS.items():
     with open(os.path.join(corpus, "fuzz_api", name), "wb") as f:
         f.write(seed)
+
+# fuzz_snapshot: a valid snapshot header and configuration section, then one vCPU section's
+# start, as skiff writes them (state/snapshot.h, state/state.h).
+def section(tag, version, payload):
+    return tag + struct.pack("<HI", version, len(payload)) + payload
+
+
+def snapshot_seed():
+    import zlib
+    config = b'{"machine-config": {"vcpu_count": 1, "mem_size_mib": 64}, "drives": [],' \
+             b' "network-interfaces": []}'
+    state = section(b"CONF", 1, struct.pack("<I", len(config)) + config + b"\0")
+    state += section(b"VCPU", 1, bytes(16))
+    head = bytearray(64)
+    head[0:8] = b"SKIFFSNP"
+    struct.pack_into("<IIQQII", head, 8, 1, 1, 64 << 20, len(state), zlib.crc32(state), 0)
+    head[44:49] = b"0.1.0"
+    struct.pack_into("<I", head, 60, zlib.crc32(bytes(head[:60])))
+    return bytes(head) + state
+
+
+os.makedirs(os.path.join(corpus, "fuzz_snapshot"), exist_ok=True)
+with open(os.path.join(corpus, "fuzz_snapshot", "minimal"), "wb") as f:
+    f.write(snapshot_seed())

@@ -124,10 +124,19 @@ def api_bad_requests_get_4xx(ctx):
         ("PUT", "/serial", {"serial_out_path": "/nonexistent/dir/file"}, None, 400),
         ("PUT", "/metrics", {"metrics_path": "/nonexistent/dir/file"}, None, 400),
         ("PUT", "/logger", {"level": "Loud"}, None, 400),
-        ("PUT", "/boot-source", None, "{" * 100000, 413),                        # oversized
     ]
     for method, path, body, raw, want in cases:
         expect(sock, method, path, body, status=want, raw=raw)
+    # A body announced too big is refused before it is read (curl, still sending, might
+    # see the connection close first: talk to the socket directly).
+    big = socket.socket(socket.AF_UNIX)
+    big.connect(sock)
+    big.settimeout(10)
+    big.sendall(b"PUT /boot-source HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100000\r\n\r\n")
+    answer = big.recv(4096)
+    check(answer.startswith(b"HTTP/1.1 413") and b"fault_message" in answer, answer)
+    big.close()
     _, headers = expect(sock, "DELETE", "/machine-config", status=405)
     check(headers.get("allow") == "GET, PUT, PATCH", headers)
 

@@ -116,9 +116,10 @@ TEST(faults_are_json)
 static int boots;
 static int fake_boot_result;
 
-static int fake_boot(void *opaque, const struct vm_config *cfg, int serial_fd)
+static int fake_boot(void *opaque, const struct vm_config *cfg, int serial_fd,
+		     struct vm_snapshot *snap, bool paused)
 {
-	(void)opaque, (void)serial_fd;
+	(void)opaque, (void)serial_fd, (void)snap, (void)paused;
 	boots++;
 	CHECK(cfg->kernel_path && cfg->cpus == 2 && cfg->nr_disks == 1 && cfg->has_root);
 	return fake_boot_result;
@@ -262,6 +263,7 @@ static void *caller(void *arg)
 	struct api_call call = { .req = { .op = API_GET_METRICS } };
 
 	api_queue_call(arg, &call);
+	api_response_release(&call.resp);
 	return (void *)(uintptr_t)call.resp.status;
 }
 
