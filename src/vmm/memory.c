@@ -30,11 +30,28 @@ static void assign_host(struct guest_mem *mem)
 	}
 }
 
+/* A step after open failed: its errno, with the fd closed. */
+static int close_on_error(struct guest_mem *mem)
+{
+	int err = -errno;
+
+	close(mem->fd);
+	mem->fd = -1;
+	return err;
+}
+
+/* The mapping of size bytes is made: the regions around the hole over it. */
+static void lay_out(struct guest_mem *mem, uint64_t size, uint64_t hole_start, uint64_t hole_end)
+{
+	mem->size = size;
+	mem->nr_regions = guest_mem_layout(size, hole_start, hole_end, mem->regions);
+	assign_host(mem);
+}
+
 int guest_mem_create(struct guest_mem *mem, uint64_t size, uint64_t hole_start,
 		     uint64_t hole_end, enum huge_pages pages)
 {
 	bool hugetlb = pages == HUGE_PAGES_2M;
-	int err;
 
 	memset(mem, 0, sizeof(*mem));
 	mem->fd = memfd_create("skiff-guest-ram",
@@ -53,23 +70,17 @@ int guest_mem_create(struct guest_mem *mem, uint64_t size, uint64_t hole_start,
 		goto fail;
 	if (pages == HUGE_PAGES_TRANSPARENT)
 		madvise(mem->base, size, MADV_HUGEPAGE); /* advice: the host may not have THP */
-	mem->size = size;
-	mem->nr_regions = guest_mem_layout(size, hole_start, hole_end, mem->regions);
 	mem->zero_filled = true; /* a new memfd reads as zeroes */
-	assign_host(mem);
+	lay_out(mem, size, hole_start, hole_end);
 	return 0;
 fail:
-	err = -errno;
-	close(mem->fd);
-	mem->fd = -1;
-	return err;
+	return close_on_error(mem);
 }
 
 int guest_mem_map_file(struct guest_mem *mem, const char *path, uint64_t size,
 		       uint64_t hole_start, uint64_t hole_end)
 {
 	struct stat st;
-	int err;
 
 	memset(mem, 0, sizeof(*mem));
 	mem->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -87,15 +98,10 @@ int guest_mem_map_file(struct guest_mem *mem, const char *path, uint64_t size,
 	if (mem->base == MAP_FAILED)
 		goto fail;
 	mem->file_backed = true;
-	mem->size = size;
-	mem->nr_regions = guest_mem_layout(size, hole_start, hole_end, mem->regions);
-	assign_host(mem);
+	lay_out(mem, size, hole_start, hole_end);
 	return 0;
 fail:
-	err = -errno;
-	close(mem->fd);
-	mem->fd = -1;
-	return err;
+	return close_on_error(mem);
 }
 
 void guest_mem_wrap(struct guest_mem *mem, void *buf, uint64_t size, uint64_t hole_start,

@@ -77,6 +77,24 @@ static uint8_t *aml_bytes(uint8_t *p, const void *src, size_t n)
 	return p + n;
 }
 
+/* Name (_CRS, Buffer () { crs }): a device's resources. */
+static uint8_t *aml_crs(uint8_t *b, const uint8_t *crs, size_t len)
+{
+	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'C', 'R', 'S', AML_BUFFER }, 6);
+	b = aml_pkglen(b, 2 + len);
+	b = aml_bytes(b, (uint8_t[]){ AML_BYTE, len }, 2);
+	return aml_bytes(b, crs, len);
+}
+
+/* Device () around body, which starts with the device's name. */
+static uint8_t *aml_device(uint8_t *p, const uint8_t *body, size_t len)
+{
+	*p++ = AML_EXT;
+	*p++ = AML_DEVICE;
+	p = aml_pkglen(p, len);
+	return aml_bytes(p, body, len);
+}
+
 /*
  * Device (VRnn) { _HID "LNRO0005", _UID n, _CRS: its MMIO window and edge interrupt } —
  * how Linux's virtio_mmio driver finds devices through ACPI (kernels built without
@@ -100,14 +118,8 @@ static uint8_t *aml_virtio_device(uint8_t *p, unsigned n, const struct acpi_mmio
 	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'H', 'I', 'D', AML_STRING }, 6);
 	b = aml_bytes(b, "LNRO0005", 9);
 	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'U', 'I', 'D', AML_BYTE, n }, 7);
-	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'C', 'R', 'S', AML_BUFFER }, 6);
-	b = aml_pkglen(b, 2 + sizeof(crs));
-	b = aml_bytes(b, (uint8_t[]){ AML_BYTE, sizeof(crs) }, 2);
-	b = aml_bytes(b, crs, sizeof(crs));
-	*p++ = AML_EXT;
-	*p++ = AML_DEVICE;
-	p = aml_pkglen(p, b - body);
-	return aml_bytes(p, body, b - body);
+	b = aml_crs(b, crs, sizeof(crs));
+	return aml_device(p, body, b - body);
 }
 
 /*
@@ -134,14 +146,8 @@ static uint8_t *aml_keyboard(uint8_t *p)
 	/* EisaId ("PNP0303"): three 5-bit letters, then the product number, big-endian */
 	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'H', 'I', 'D', AML_DWORD, 0x41, 0xd0, 0x03,
 				      0x03 }, 10);
-	b = aml_bytes(b, (uint8_t[]){ AML_NAME, '_', 'C', 'R', 'S', AML_BUFFER }, 6);
-	b = aml_pkglen(b, 2 + sizeof(crs));
-	b = aml_bytes(b, (uint8_t[]){ AML_BYTE, sizeof(crs) }, 2);
-	b = aml_bytes(b, crs, sizeof(crs));
-	*p++ = AML_EXT;
-	*p++ = AML_DEVICE;
-	p = aml_pkglen(p, b - body);
-	return aml_bytes(p, body, b - body);
+	b = aml_crs(b, crs, sizeof(crs));
+	return aml_device(p, body, b - body);
 }
 
 /* The DSDT's definition block: \_S5 and, in \_SB, the keyboard and virtio-mmio devices. */
