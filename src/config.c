@@ -53,6 +53,7 @@ void config_print_run_help(FILE *out)
 		"Usage: skiff run --kernel FILE [options]\n"
 		"       skiff run --api-sock PATH [options]\n"
 		"       skiff run --restore SNAPSHOT --mem MEMFILE [options]\n"
+		"       skiff run --incoming tcp:ADDR:PORT [options]\n"
 		"\n"
 		"Boots a virtual machine on KVM. The guest's COM1 is this terminal: its output\n"
 		"goes to stdout and stdin goes to the guest (a terminal is put in raw mode;\n"
@@ -92,6 +93,12 @@ void config_print_run_help(FILE *out)
 		"  --restore SNAPSHOT with --mem MEMFILE: resume the VM a snapshot holds (PUT\n"
 		"                     /snapshot/create); its RAM is MEMFILE, mapped copy-on-write\n"
 		"                     and never written; instead of the options that describe a VM\n"
+		"  --incoming tcp:ADDR:PORT\n"
+		"                     wait there for a live migration (PUT /migrate on the source)\n"
+		"                     and run the VM it brings; instead of the options that\n"
+		"                     describe a VM, but for --disk PATH[,id=ID]: where this host\n"
+		"                     keeps the drive of that id (or place), and with_disks where\n"
+		"                     its contents are written\n"
 		"  --console KIND     serial (default): COM1 is the terminal; virtio: a\n"
 		"                     virtio-console takes the terminal's input (both print)\n"
 		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
@@ -139,7 +146,7 @@ static int parse_memory(const char *text, uint64_t *bytes)
 
 enum option_id { OPT_KERNEL, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY, OPT_DEBUG_EXIT,
 		 OPT_DISK, OPT_NET, OPT_RNG, OPT_CONSOLE, OPT_NO_UNPACK, OPT_LOG_LEVEL, OPT_HELP,
-		 OPT_CONFIG_FILE, OPT_API_SOCK, OPT_RESTORE, OPT_MEM, OPT_COUNT };
+		 OPT_CONFIG_FILE, OPT_API_SOCK, OPT_RESTORE, OPT_MEM, OPT_INCOMING, OPT_COUNT };
 
 static const struct {
 	const char *name;
@@ -163,6 +170,7 @@ static const struct {
 	[OPT_API_SOCK] = { "--api-sock", true, false, false },
 	[OPT_RESTORE] = { "--restore", true, false, false },
 	[OPT_MEM] = { "--mem", true, false, false },
+	[OPT_INCOMING] = { "--incoming", true, false, false },
 	[OPT_HELP] = { "--help", false, false, false },
 };
 
@@ -230,6 +238,13 @@ static int apply_option(int id, char *value, struct run_options *opts)
 	case OPT_MEM:
 		opts->vm.mem_file = value;
 		return 0;
+	case OPT_INCOMING:
+		if (strncmp(value, "tcp:", 4)) {
+			fprintf(stderr, "skiff: --incoming %s: must be tcp:ADDR:PORT\n", value);
+			return -EINVAL;
+		}
+		opts->incoming = value;
+		return 0;
 	case OPT_CONSOLE:
 		if (!strcmp(value, "serial")) {
 			opts->vm.console = CONSOLE_SERIAL;
@@ -296,8 +311,15 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 			return CONFIG_ERROR;
 		}
 		if (seen[OPT_RESTORE] && seen[id] && (options[id].describes_vm ||
-						      id == OPT_CONFIG_FILE)) {
+						      id == OPT_CONFIG_FILE || id == OPT_INCOMING)) {
 			fprintf(stderr, "skiff: %s: the VM comes from the --restore snapshot\n",
+				options[id].name);
+			return CONFIG_ERROR;
+		}
+		/* --disk with --incoming says where this host keeps a drive. */
+		if (seen[OPT_INCOMING] && seen[id] && id != OPT_DISK &&
+		    (options[id].describes_vm || id == OPT_CONFIG_FILE)) {
+			fprintf(stderr, "skiff: %s: the VM comes from the --incoming migration\n",
 				options[id].name);
 			return CONFIG_ERROR;
 		}
@@ -306,7 +328,7 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 		fprintf(stderr, "skiff: run: --restore SNAPSHOT and --mem MEMFILE go together\n");
 		return CONFIG_ERROR;
 	}
-	if (!opts->vm.kernel_path && !opts->api_sock && !opts->restore) {
+	if (!opts->vm.kernel_path && !opts->api_sock && !opts->restore && !opts->incoming) {
 		fprintf(stderr, "skiff: run: --kernel FILE is required, or --api-sock PATH or "
 				"--restore SNAPSHOT (see skiff run --help)\n");
 		return CONFIG_ERROR;

@@ -19,6 +19,7 @@ struct run_options {
 	void *config_file; /* with --config-file: what vm points into (config_file_free) */
 	const char *api_sock; /* NULL: no API */
 	const char *restore;  /* --restore SNAPSHOT (its RAM: vm.mem_file) */
+	const char *incoming; /* --incoming tcp:ADDR:PORT */
 };
 
 enum config_result { CONFIG_OK, CONFIG_HELP, CONFIG_ERROR };

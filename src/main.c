@@ -8,6 +8,7 @@
 #include "api/config_file.h"
 #include "api/controller.h"
 #include "api/server.h"
+#include "migrate/migrate.h"
 #include "vmm/vm_snapshot.h"
 #include "ctl/ctl.h"
 #include "arch/x86/unpack.h"
@@ -166,7 +167,7 @@ static int start_controller(struct runner *r, const struct run_options *opts)
 	struct controller_hooks hooks = { boot, quit_preboot, r };
 	int ret = api_queue_init(&r->queue);
 
-	ret = ret ?: controller_init(&r->ctl, &opts->vm, &r->counters, hooks);
+	ret = ret ?: controller_init(&r->ctl, &opts->vm, &r->counters, &r->queue, hooks);
 	if (ret) {
 		log_error("setting up the controller: %s", strerror(-ret));
 		return ret;
@@ -209,9 +210,16 @@ static int run_vm(struct run_options *opts)
 		log_error("setting up signals: %m");
 		return EXIT_SKIFF_ERROR;
 	}
-	if ((opts->api_sock || opts->restore) && start_controller(&r, opts))
+	if ((opts->api_sock || opts->restore || opts->incoming) && start_controller(&r, opts))
 		goto out;
-	if (opts->restore) {
+	if (opts->incoming) {
+		int ret = migrate_incoming(&r.ctl, opts->incoming, r.signal_fd);
+
+		if (ret) {
+			status = ret > 0 ? ret : EXIT_SKIFF_ERROR;
+			goto out;
+		}
+	} else if (opts->restore) {
 		struct field_error err; /* already logged */
 
 		if (controller_restore(&r.ctl, opts->restore, opts->vm.mem_file, NULL, true,
@@ -231,6 +239,8 @@ out:
 	/* The API first: a request must never find the VM half gone. */
 	if (r.queue.fd >= 0)
 		api_queue_close(&r.queue);
+	if (r.ctl_ready)
+		controller_stop_migration(&r.ctl);
 	api_server_stop(r.server);
 	if (r.vm_created)
 		vm_destroy(&r.vm);

@@ -34,6 +34,14 @@ enum api_op {
 	API_GET_METRICS,	/* skiff's own: the counters in Prometheus's text format */
 	API_SNAPSHOT_CREATE,
 	API_SNAPSHOT_LOAD,
+	API_MIGRATE_START,	/* skiff's own: PUT /migrate */
+	API_MIGRATE_STATUS,	/* GET /migrate */
+	API_MIGRATE_CANCEL,	/* DELETE /migrate */
+	/* Not from clients: a migration's steps that need the VM's thread (migrate.h). */
+	API_MIGRATE_TRACK,
+	API_MIGRATE_FINAL,
+	API_MIGRATE_COMPLETE,
+	API_MIGRATE_ROLLBACK,
 	API_OPS
 };
 
@@ -41,6 +49,7 @@ struct api_request {
 	enum api_op op;
 	char id[API_ID_MAX + 1]; /* {drive_id} or {iface_id} of the path */
 	json_t *body;		 /* the request's JSON object, checked for its shape; or NULL */
+	void *job;		 /* the internal API_MIGRATE_* steps: the migration */
 };
 
 struct api_response {

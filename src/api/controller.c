@@ -1,6 +1,9 @@
 #include "controller.h"
 
+#include "queue.h"
 #include "vm_json.h"
+
+#include "../migrate/migrate.h"
 
 #include "../log.h"
 #include "../vmm/dirty.h"
@@ -38,6 +41,13 @@ static const char *const op_names[API_OPS] = {
 	[API_GET_METRICS] = "get_metrics",
 	[API_SNAPSHOT_CREATE] = "snapshot_create",
 	[API_SNAPSHOT_LOAD] = "snapshot_load",
+	[API_MIGRATE_START] = "migrate",
+	[API_MIGRATE_STATUS] = "migrate_status",
+	[API_MIGRATE_CANCEL] = "migrate_cancel",
+	[API_MIGRATE_TRACK] = "migrate_track",
+	[API_MIGRATE_FINAL] = "migrate_final",
+	[API_MIGRATE_COMPLETE] = "migrate_complete",
+	[API_MIGRATE_ROLLBACK] = "migrate_rollback",
 };
 
 static const char *const state_names[] = {
@@ -47,13 +57,15 @@ static const char *const state_names[] = {
 };
 
 int controller_init(struct controller *ctl, const struct vm_config *base,
-		    const struct api_counters *counters, struct controller_hooks hooks)
+		    const struct api_counters *counters, struct api_queue *queue,
+		    struct controller_hooks hooks)
 {
 	*ctl = (struct controller){
 		.base = *base,
 		.serial_fd = -1,
 		.metrics = { .fd = -1 },
 		.counters = counters,
+		.queue = queue,
 		.hooks = hooks,
 	};
 	ctl->doc = vm_json_export(base);
@@ -66,8 +78,20 @@ void controller_set_vm(struct controller *ctl, struct vm *vm)
 	ctl->state = INSTANCE_RUNNING;
 }
 
+void controller_stop_migration(struct controller *ctl)
+{
+	if (!ctl->migration)
+		return;
+	atomic_store(&ctl->migration->cancel, true);
+	migration_interrupt(ctl->migration);
+	migration_finish(ctl->migration);
+	free(ctl->migration);
+	ctl->migration = NULL;
+}
+
 void controller_destroy(struct controller *ctl)
 {
+	controller_stop_migration(ctl);
 	json_decref(ctl->doc);
 	json_decref(ctl->metrics.properties);
 	if (ctl->serial_fd >= 0)
@@ -245,34 +269,31 @@ static int override_networks(json_t *doc, json_t *overrides, struct field_error 
 	return 0;
 }
 
-int controller_restore(struct controller *ctl, const char *snapshot_path, const char *mem_path,
-		       json_t *overrides, bool resume, bool track_dirty_pages,
-		       struct field_error *err)
+int controller_restore_from(struct controller *ctl, struct vm_snapshot *snap,
+			    const char *mem_path, struct guest_mem *ram, json_t *overrides,
+			    bool resume, bool track_dirty_pages, struct field_error *err)
 {
 	struct vm_config cfg = undescribed(ctl);
-	struct vm_snapshot snap;
-	json_t *doc;
-	int ret;
+	json_t *doc = json_loads(snap->config, JSON_REJECT_DUPLICATES, NULL);
+	int ret = doc ? 0 : field_fail(err, "the snapshot's configuration is malformed");
 
-	if (vm_snapshot_open(snapshot_path, &snap))
-		return field_fail(err, "%s", log_last_error());
-	doc = json_loads(snap.config, JSON_REJECT_DUPLICATES, NULL);
-	ret = doc ? 0 : field_fail(err, "%s: the snapshot's configuration is malformed",
-				   snapshot_path);
 	ret = ret ?: (overrides ? override_networks(doc, overrides, err) : 0);
 	if (!ret && track_dirty_pages)
 		json_object_set_new(json_object_get(doc, "machine-config"), "track_dirty_pages",
 				    json_true());
 	ret = ret ?: vm_json_parse(doc, false, &cfg, err);
-	if (ret)
+	if (ret) {
 		log_error("%s", err->msg); /* what was wrong with the request itself */
+		if (ram)
+			guest_mem_destroy(ram); /* ours either way, as if a VM had taken it */
+	}
 	if (!ret) {
-		cfg.console = snap.console;
+		cfg.console = snap->console;
 		cfg.mem_file = mem_path;
-		if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd, &snap, !resume))
+		cfg.ram = ram;
+		if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd, snap, !resume))
 			ret = field_fail(err, "%s", log_last_error());
 	}
-	vm_snapshot_close(&snap);
 	if (ret) {
 		json_decref(doc);
 		return ret;
@@ -284,6 +305,21 @@ int controller_restore(struct controller *ctl, const char *snapshot_path, const 
 	ctl->state = resume ? INSTANCE_RUNNING : INSTANCE_PAUSED;
 	ctl->diff_base = ctl->vm && ctl->vm->mem.dirty; /* the memory file is the base */
 	return 0;
+}
+
+int controller_restore(struct controller *ctl, const char *snapshot_path, const char *mem_path,
+		       json_t *overrides, bool resume, bool track_dirty_pages,
+		       struct field_error *err)
+{
+	struct vm_snapshot snap;
+	int ret;
+
+	if (vm_snapshot_open(snapshot_path, &snap))
+		return field_fail(err, "%s", log_last_error());
+	ret = controller_restore_from(ctl, &snap, mem_path, NULL, overrides, resume,
+				      track_dirty_pages, err);
+	vm_snapshot_close(&snap);
+	return ret;
 }
 
 static void load_snapshot(struct controller *ctl, struct api_request *req,
@@ -346,7 +382,7 @@ static void create_snapshot(struct controller *ctl, struct api_request *req,
 	}
 	config = json_dumps(ctl->doc, JSON_COMPACT);
 	/* Every snapshot starts a new dirty interval: a Diff holds what changed since. */
-	ret = !config ? -ENOMEM : tracking ? vm_collect_dirty(ctl->vm, &dirty) : 0;
+	ret = !config ? -ENOMEM : tracking ? vm_collect_dirty(ctl->vm, true, &dirty) : 0;
 	clock_gettime(CLOCK_MONOTONIC, &ctl->snapshot_started);
 	ctl->snapshot_bytes = 0;
 	ret = ret ?: vm_snapshot_create(ctl->vm, config, ctl->base.console,
@@ -564,6 +600,51 @@ static void pause_or_resume(struct controller *ctl, bool pause, struct api_respo
 	resp->status = 204;
 }
 
+static bool migrating(const struct controller *ctl)
+{
+	return ctl->migration && !migration_done(ctl->migration);
+}
+
+static void start_migration(struct controller *ctl, struct api_request *req,
+			    struct api_response *resp)
+{
+	json_t *ms = json_object_get(req->body, "downtime_ms");
+	struct migration *m;
+
+	if (migrating(ctl)) {
+		api_fault(resp, 400, "migrate: a migration is under way (GET /migrate)");
+		return;
+	}
+	if (ctl->state != INSTANCE_RUNNING) {
+		api_fault(resp, 400, "migrate: the VM must be running (it is %s)",
+			  state_names[ctl->state]);
+		return;
+	}
+	controller_stop_migration(ctl); /* the last one, ended */
+	m = calloc(1, sizeof(*m));
+	if (!m || !(m->config = json_dumps(ctl->doc, JSON_COMPACT))) {
+		free(m);
+		api_fault(resp, 500, "out of memory");
+		return;
+	}
+	snprintf(m->uri, sizeof(m->uri), "%s",
+		 json_string_value(json_object_get(req->body, "destination")));
+	m->downtime_ms = ms ? json_integer_value(ms) : MIGRATE_DEFAULT_DOWNTIME_MS;
+	m->vm = ctl->vm;
+	m->queue = ctl->queue;
+	m->console = ctl->base.console;
+	m->with_disks = json_is_true(json_object_get(req->body, "with_disks"));
+	atomic_store(&m->ram_bytes, ctl->vm->mem.size);
+	if ((m->with_disks && migration_prepare_disks(m)) || migration_start(m)) {
+		migration_finish(m);
+		free(m);
+		api_fault(resp, 400, "migrate: %s", log_last_error());
+		return;
+	}
+	ctl->migration = m;
+	resp->status = 204;
+}
+
 static bool pre_boot_only(enum api_op op)
 {
 	switch (op) {
@@ -579,7 +660,7 @@ static bool pre_boot_only(enum api_op op)
 static bool post_boot_only(enum api_op op)
 {
 	return op == API_PATCH_DRIVE || op == API_SEND_CTRL_ALT_DEL || op == API_PAUSE ||
-	       op == API_RESUME || op == API_SNAPSHOT_CREATE;
+	       op == API_RESUME || op == API_SNAPSHOT_CREATE || op == API_MIGRATE_START;
 }
 
 void controller_handle(void *opaque, struct api_request *req, struct api_response *resp)
@@ -594,6 +675,11 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 	}
 	if (!started && post_boot_only(req->op)) {
 		api_fault(resp, 400, "%s: only once the VM has started", op_names[req->op]);
+		return;
+	}
+	if (migrating(ctl) && (req->op == API_PAUSE || req->op == API_RESUME ||
+			       req->op == API_SNAPSHOT_CREATE || req->op == API_PATCH_DRIVE)) {
+		api_fault(resp, 400, "%s: a migration is under way", op_names[req->op]);
 		return;
 	}
 	switch (req->op) {
@@ -657,6 +743,32 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 		break;
 	case API_SNAPSHOT_LOAD:
 		load_snapshot(ctl, req, resp);
+		break;
+	case API_MIGRATE_START:
+		start_migration(ctl, req, resp);
+		break;
+	case API_MIGRATE_STATUS:
+		if (ctl->migration)
+			api_json(resp, migration_progress(ctl->migration));
+		else
+			api_fault(resp, 400, "migrate: no migration yet");
+		break;
+	case API_MIGRATE_CANCEL:
+		if (migrating(ctl) && atomic_load(&ctl->migration->phase) < MIGRATE_FINAL) {
+			atomic_store(&ctl->migration->cancel, true);
+			migration_interrupt(ctl->migration);
+			resp->status = 204;
+		} else {
+			api_fault(resp, 400, "migrate: %s", migrating(ctl)
+				  ? "too late to cancel: the destination is taking over"
+				  : "no migration under way");
+		}
+		break;
+	case API_MIGRATE_TRACK:
+	case API_MIGRATE_FINAL:
+	case API_MIGRATE_COMPLETE:
+	case API_MIGRATE_ROLLBACK:
+		migration_on_vm_thread(req->job, req->op, resp);
 		break;
 	default:
 		configure(ctl, req, resp);

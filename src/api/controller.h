@@ -12,6 +12,8 @@
 
 #include "../vmm/vm.h"
 
+struct api_queue;
+struct migration;
 struct vm_snapshot;
 
 struct controller_hooks {
@@ -39,13 +41,18 @@ struct controller {
 	uint64_t requests[API_OPS];
 	uint64_t snapshots, snapshot_bytes, snapshot_us; /* for metrics */
 	bool diff_base; /* a snapshot or restore since which dirty pages are tracked */
+	struct api_queue *queue;     /* the one requests come through: a migration's too */
+	struct migration *migration; /* the last PUT /migrate's, or NULL */
 	struct timespec snapshot_started;
 	struct controller_hooks hooks;
 };
 
 /* base is the command line's configuration (its VM options, if any, are the pre-boot ones). */
 int controller_init(struct controller *ctl, const struct vm_config *base,
-		    const struct api_counters *counters, struct controller_hooks hooks);
+		    const struct api_counters *counters, struct api_queue *queue,
+		    struct controller_hooks hooks);
+/* Before the VM goes: cancels a migration still under way and waits for its thread. */
+void controller_stop_migration(struct controller *ctl);
 /* The VM booted from the command line, with no InstanceStart. */
 void controller_set_vm(struct controller *ctl, struct vm *vm);
 /*
@@ -55,6 +62,13 @@ void controller_set_vm(struct controller *ctl, struct vm *vm);
 int controller_restore(struct controller *ctl, const char *snapshot_path, const char *mem_path,
 		       json_t *overrides, bool resume, bool track_dirty_pages,
 		       struct field_error *err);
+/*
+ * The same from an opened snapshot whose RAM is the file at mem_path, or (incoming
+ * migration) ram, which this call takes whatever happens.
+ */
+int controller_restore_from(struct controller *ctl, struct vm_snapshot *snap,
+			    const char *mem_path, struct guest_mem *ram, json_t *overrides,
+			    bool resume, bool track_dirty_pages, struct field_error *err);
 /* For api_queue_serve(): opaque is the controller. */
 void controller_handle(void *opaque, struct api_request *req, struct api_response *resp);
 void controller_destroy(struct controller *ctl);

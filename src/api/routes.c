@@ -239,6 +239,26 @@ static int check_snapshot_load(struct api_request *req, struct field_error *err)
 	return ret;
 }
 
+static int check_migrate(struct api_request *req, struct field_error *err)
+{
+	static const char *const known[] = { "destination", "downtime_ms", "with_disks", NULL };
+	const char *uri;
+	long long ms;
+	bool disks;
+	int ret;
+
+	ret = field_check_keys("migrate", req->body, known, NULL, err) ?:
+	      field_string("migrate", req->body, "destination", true, &uri, err) ?:
+	      field_bool("migrate", req->body, "with_disks", false, &disks, err);
+	if (!ret && json_object_get(req->body, "downtime_ms"))
+		ret = field_int("migrate", req->body, "downtime_ms", 1, 60000, &ms, err);
+	if (ret)
+		return ret;
+	if (strncmp(uri, "tcp:", 4) || strlen(uri) >= 256)
+		return field_fail(err, "migrate: 'destination' must be tcp:HOST:PORT");
+	return 0;
+}
+
 static const struct route routes[] = {
 	{ "/", "GET", API_GET_INFO, NULL },
 	{ "/boot-source", "PUT", API_PUT_BOOT_SOURCE, check_boot_source },
@@ -258,6 +278,9 @@ static const struct route routes[] = {
 	{ "/metrics", "GET", API_GET_METRICS, NULL },
 	{ "/snapshot/create", "PUT", API_SNAPSHOT_CREATE, check_snapshot_create },
 	{ "/snapshot/load", "PUT", API_SNAPSHOT_LOAD, check_snapshot_load },
+	{ "/migrate", "PUT", API_MIGRATE_START, check_migrate },
+	{ "/migrate", "GET", API_MIGRATE_STATUS, NULL },
+	{ "/migrate", "DELETE", API_MIGRATE_CANCEL, NULL },
 	/* answered here: */
 	{ "/version", "GET", API_OPS, NULL },
 };
@@ -287,11 +310,10 @@ static bool path_matches(const struct route *route, const char *path, const char
 
 const char *api_allowed_methods(const char *path)
 {
-	static const char *const sets[] = { "GET", "PUT", "GET, PUT, PATCH", "PUT, PATCH",
-					    "PATCH", "GET, PUT" };
-	char methods[32] = "";
+	static __thread char methods[32]; /* each API thread its own */
 	const char *id;
 
+	methods[0] = '\0';
 	for (size_t i = 0; i < ROUTES; i++) {
 		if (!path_matches(&routes[i], path, &id))
 			continue;
@@ -299,10 +321,7 @@ const char *api_allowed_methods(const char *path)
 			strcat(methods, ", ");
 		strcat(methods, routes[i].method);
 	}
-	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
-		if (!strcmp(methods, sets[i]))
-			return sets[i];
-	return NULL;
+	return methods[0] ? methods : NULL;
 }
 
 static bool unsupported_path(const char *path)

@@ -17,7 +17,10 @@
 /* Returns true with req filled for the VM, or false with resp filled: the answer. */
 bool api_route(const char *method, const char *path, const char *body, size_t len,
 	       struct api_request *req, struct api_response *resp);
-/* For the Allow header of a 405: the methods path takes, e.g. "GET, PUT"; NULL: no such path. */
+/*
+ * For the Allow header of a 405: the methods path takes, e.g. "GET, PUT" (valid until the
+ * calling thread's next call); NULL: no such path.
+ */
 const char *api_allowed_methods(const char *path);
 
 #endif

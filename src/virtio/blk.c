@@ -75,6 +75,7 @@ struct virtio_blk {
 	bool dropping; /* reset or teardown: finished requests are not returned */
 	bool pushed;   /* used entries since the last interrupt */
 	bool warned_no_status, warned_io_error;
+	uint64_t *written; /* with write tracking: the chunks written since the last collect */
 };
 
 static void blk_attach(void *dev, struct virtio_mmio *t)
@@ -139,6 +140,11 @@ static void request_done(void *opaque, struct blk_io_req *io, int res)
 	}
 	if (!res && io->op == BLK_IO_READ)
 		req->used = req->chain.in_len; /* data, then status */
+	/* Marked on completion: a chunk read before now is sent again after. */
+	if (blk->written && io->op != BLK_IO_READ && io->op != BLK_IO_FLUSH && io->len)
+		for (uint64_t c = io->offset >> BLK_CHUNK_SHIFT;
+		     c <= (io->offset + io->len - 1) >> BLK_CHUNK_SHIFT; c++)
+			__atomic_fetch_or(&blk->written[c / 64], 1ULL << (c % 64), __ATOMIC_RELAXED);
 	finish(blk, req, res ? S_IOERR : S_OK);
 }
 
@@ -568,6 +574,7 @@ void virtio_blk_free(struct virtio_blk *blk)
 	if (blk->fd >= 0)
 		close(blk->fd); /* and with it the lock */
 	free(blk->requests);
+	free(blk->written);
 	free(blk->path);
 	free(blk);
 }
@@ -637,4 +644,59 @@ int virtio_blk_swap(struct virtio_blk *blk, const char *path)
 		close(old_fd); /* and with it its lock */
 	free(old_path);
 	return 0;
+}
+
+int virtio_blk_hold(struct virtio_blk *blk, bool hold)
+{
+	struct flock lock = { .l_type = !hold ? F_UNLCK : blk->readonly ? F_RDLCK : F_WRLCK,
+			      .l_whence = SEEK_SET };
+
+	/* What this VM wrote must be on the image before another opener reads it. */
+	if (!hold && !blk->readonly && fdatasync(blk->fd) < 0) {
+		log_error("%s: %s", blk->path, strerror(errno));
+		return -errno;
+	}
+	if (fcntl(blk->fd, F_OFD_SETLK, &lock) < 0) {
+		log_error("%s: %s the lock: %s", blk->path, hold ? "cannot take back" : "cannot drop",
+			  strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+uint64_t virtio_blk_size(const struct virtio_blk *blk)
+{
+	return blk->capacity * SECTOR_SIZE;
+}
+
+static uint64_t chunk_words(const struct virtio_blk *blk)
+{
+	uint64_t chunks = (virtio_blk_size(blk) + BLK_CHUNK - 1) >> BLK_CHUNK_SHIFT;
+
+	return (chunks + 63) / 64;
+}
+
+int virtio_blk_track_writes(struct virtio_blk *blk)
+{
+	if (!blk->written)
+		blk->written = calloc(chunk_words(blk), sizeof(uint64_t));
+	return blk->written ? 0 : -ENOMEM;
+}
+
+uint64_t *virtio_blk_collect_writes(struct virtio_blk *blk)
+{
+	uint64_t words = chunk_words(blk), *bitmap = calloc(words ?: 1, sizeof(uint64_t));
+
+	if (!bitmap || !blk->written)
+		return bitmap;
+	for (uint64_t w = 0; w < words; w++)
+		bitmap[w] = __atomic_exchange_n(&blk->written[w], 0, __ATOMIC_RELAXED);
+	return bitmap;
+}
+
+void virtio_blk_merge_writes(struct virtio_blk *blk, const uint64_t *bitmap)
+{
+	for (uint64_t w = 0; bitmap && blk->written && w < chunk_words(blk); w++)
+		if (bitmap[w])
+			__atomic_fetch_or(&blk->written[w], bitmap[w], __ATOMIC_RELAXED);
 }

@@ -43,6 +43,27 @@ const struct virtio_device_ops *virtio_blk_device_ops(const struct virtio_blk *b
  * on the old image. Returns 0 or -errno.
  */
 int virtio_blk_swap(struct virtio_blk *blk, const char *path);
+/* Live migration moves disks in chunks of this size. */
+#define BLK_CHUNK_SHIFT 20
+#define BLK_CHUNK	(1ULL << BLK_CHUNK_SHIFT)
+
+/* The disk's size as the guest sees it, in bytes. */
+uint64_t virtio_blk_size(const struct virtio_blk *blk);
+/* Starts recording which chunks the guest writes (event thread). 0 or -ENOMEM. */
+int virtio_blk_track_writes(struct virtio_blk *blk);
+/*
+ * The chunks written since the last call (a calloc'd bitmap; NULL when out of memory), and
+ * a new interval. Any thread.
+ */
+uint64_t *virtio_blk_collect_writes(struct virtio_blk *blk);
+/* Puts chunks back (a bitmap collect gave; NULL is none), for the next collect. */
+void virtio_blk_merge_writes(struct virtio_blk *blk, const uint64_t *bitmap);
+/*
+ * Live migration with shared storage: drops the image's lock (after syncing it) so that the
+ * destination can open it, or takes it back when the migration failed. Event thread, with
+ * the device idle (the VM paused and its state saved). 0 or -errno, logged.
+ */
+int virtio_blk_hold(struct virtio_blk *blk, bool hold);
 /* The image's path, as created or last swapped; valid until the next swap (event thread). */
 const char *virtio_blk_path(const struct virtio_blk *blk);
 

@@ -403,9 +403,17 @@ void virtio_mmio_destroy(struct virtio_mmio *t, struct event_loop *loop)
 
 int virtio_mmio_save(struct virtio_mmio *t, struct state_writer *w)
 {
-	int ret;
+	struct state_writer dev;
+	int ret = 0;
 
 	virtio_mmio_lock(t);
+	/*
+	 * The device first: saving finishes its requests in flight, whose used entries and
+	 * interrupt belong in the transport state written below.
+	 */
+	state_writer_init(&dev);
+	if (t->ops->save)
+		ret = t->ops->save(t->dev, &dev);
 	state_begin(w, "VMIO", 1);
 	state_put_u32(w, t->ops->device_id);
 	state_put_u32(w, t->status);
@@ -429,11 +437,11 @@ int virtio_mmio_save(struct virtio_mmio *t, struct state_writer *w)
 		state_put_u16(w, q->used_idx);
 		state_put_u16(w, q->signalled_used);
 	}
-	ret = state_end(w);
-	if (!ret && t->ops->save)
-		ret = t->ops->save(t->dev, w);
+	ret = state_end(w) ?: ret;
+	state_put_bytes(w, dev.buf, dev.len);
+	state_writer_free(&dev);
 	virtio_mmio_unlock(t);
-	return ret;
+	return ret ?: (w->failed ? -ENOMEM : 0);
 }
 
 static int load_queue(struct virtio_mmio *t, struct state_reader *r, struct virtq *q)

@@ -31,7 +31,32 @@ static void mark_used_rings(struct vm *vm)
 	}
 }
 
-int vm_collect_dirty(struct vm *vm, uint64_t **bitmap)
+int vm_track_dirty(struct vm *vm)
+{
+	struct guest_mem *mem = &vm->mem;
+
+	if (mem->dirty)
+		return 0;
+	for (unsigned i = 0; i < mem->nr_regions; i++) {
+		struct kvm_userspace_memory_region region = {
+			.slot = i,
+			.guest_phys_addr = mem->regions[i].gpa,
+			.memory_size = mem->regions[i].size,
+			.userspace_addr = (uintptr_t)mem->regions[i].host,
+			.flags = KVM_MEM_LOG_DIRTY_PAGES,
+		};
+
+		/* api.rst: a slot's flags may change while it is in use. */
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+			log_error("starting dirty page logging: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	/* Set last: skiff's own writes, on this thread, are marked from here on. */
+	return guest_mem_track_dirty(mem);
+}
+
+int vm_collect_dirty(struct vm *vm, bool paused, uint64_t **bitmap)
 {
 	struct guest_mem *mem = &vm->mem;
 	uint64_t pages = mem->size / GUEST_PAGE_SIZE, *log;
@@ -63,8 +88,21 @@ int vm_collect_dirty(struct vm *vm, uint64_t **bitmap)
 		merge(*bitmap, log, first, r->size / GUEST_PAGE_SIZE);
 	}
 	free(log);
-	mark_used_rings(vm);
+	if (paused)
+		mark_used_rings(vm);
 	for (uint64_t w = 0; w < WORDS(pages); w++)
 		(*bitmap)[w] |= __atomic_exchange_n(&mem->dirty[w], 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int vm_merge_dirty(struct vm *vm, const uint64_t *bitmap)
+{
+	uint64_t words = WORDS(vm->mem.size / GUEST_PAGE_SIZE);
+
+	if (!vm->mem.dirty)
+		return -EINVAL;
+	for (uint64_t w = 0; w < words; w++)
+		if (bitmap[w])
+			__atomic_fetch_or(&vm->mem.dirty[w], bitmap[w], __ATOMIC_RELAXED);
 	return 0;
 }

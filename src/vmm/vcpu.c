@@ -197,6 +197,7 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				count_exit(vcpu, VCPU_EXIT_SIGNAL);
+				vm_throttle_vcpu(vm, vcpu);
 				continue;
 			}
 			log_error("vcpu %u: KVM_RUN: %s", vcpu->index, strerror(errno));

@@ -106,7 +106,9 @@ static int create_machine(struct vm *vm, const struct vm_config *cfg)
 		log_error("setting up the VM: %s", strerror(errno));
 		return ret;
 	}
-	if (cfg->mem_file) {
+	if (cfg->ram) {
+		ret = 0; /* adopted by vm_create() */
+	} else if (cfg->mem_file) {
 		ret = guest_mem_map_file(&vm->mem, cfg->mem_file, cfg->memory, LAYOUT_MMIO_HOLE,
 					 LAYOUT_MMIO_HOLE_END);
 		if (ret) {
@@ -446,6 +448,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->mem.fd = vm->loop.epoll_fd = -1;
+	if (cfg->ram)
+		vm->mem = *cfg->ram; /* the VM owns it from here, whatever happens next */
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0)
 		return -errno;
@@ -460,8 +464,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, int console_out_fd)
 	ret = ret ?: add_devices(vm, cfg, console_out_fd);
 	ret = ret ?: add_virtio_devices(vm, cfg, console_out_fd);
 	ret = ret ?: create_vcpus(vm, cfg->cpus);
-	/* A restored guest's RAM already holds its kernel and tables. */
-	if (!cfg->mem_file)
+	/* A restored or migrated guest's RAM already holds its kernel and tables. */
+	if (!cfg->mem_file && !cfg->ram)
 		ret = ret ?: load_guest(vm, cfg);
 	return ret;
 }
@@ -532,6 +536,55 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
+#define THROTTLE_PERIOD_NS 10000000 /* 10 ms */
+
+static void *throttle_ticks(void *opaque)
+{
+	struct vm *vm = opaque;
+	struct timespec period = { 0, THROTTLE_PERIOD_NS };
+
+	pthread_setname_np(pthread_self(), "throttle");
+	while (atomic_load(&vm->throttle_percent) && !atomic_load(&vm->stopping)) {
+		nanosleep(&period, NULL);
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+	}
+	return NULL;
+}
+
+int vm_set_throttle(struct vm *vm, unsigned percent)
+{
+	int ret = 0;
+
+	/* The lock: a migration's thread and the main thread at exit may both call this. */
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->throttle_percent, percent > 99 ? 99 : percent);
+	if (!percent && vm->throttler_running) {
+		pthread_join(vm->throttler, NULL);
+		vm->throttler_running = false;
+	} else if (percent && !vm->throttler_running) {
+		ret = -pthread_create(&vm->throttler, NULL, throttle_ticks, vm);
+		vm->throttler_running = !ret;
+	}
+	pthread_mutex_unlock(&vm->pause_lock);
+	return ret;
+}
+
+void vm_throttle_vcpu(struct vm *vm, struct vcpu *vcpu)
+{
+	unsigned percent = atomic_load(&vm->throttle_percent);
+	struct timespec nap = { 0, (long)THROTTLE_PERIOD_NS / 100 * percent };
+
+	if (!percent)
+		return;
+	/*
+	 * Undo the tick's kick before sleeping: a pause or stop sets its flag before its own
+	 * kick, and the vCPU loop checks those flags before KVM_RUN, so none is lost.
+	 */
+	__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	nanosleep(&nap, NULL);
+}
+
 void vm_park_vcpu(struct vm *vm, struct vcpu *vcpu)
 {
 	pthread_mutex_lock(&vm->pause_lock);
@@ -550,6 +603,7 @@ void vm_park_vcpu(struct vm *vm, struct vcpu *vcpu)
 
 int vm_join(struct vm *vm)
 {
+	vm_set_throttle(vm, 0);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
 		if (atomic_load(&vm->vcpus[i].started)) {
 			pthread_join(vm->vcpus[i].thread, NULL);

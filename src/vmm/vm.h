@@ -47,6 +47,8 @@ struct vm_config {
 	enum console_kind console;
 	/* Restore: guest RAM is this memory file (mapped privately); no kernel is loaded. */
 	const char *mem_file;
+	/* Incoming migration: guest RAM, already received; the VM takes it. No kernel either. */
+	struct guest_mem *ram;
 };
 
 struct vcpu;
@@ -85,6 +87,11 @@ struct vm {
 	pthread_cond_t pause_cond;
 	unsigned parked;
 	struct timespec started_at; /* when vm_start() ran, for uptime */
+
+	/* Throttling (vm_set_throttle): a ticker kicks the vCPUs, which then sleep a while. */
+	atomic_uint throttle_percent;
+	pthread_t throttler;
+	bool throttler_running;
 };
 
 /* Builds the machine described by cfg, ready to run. Logs one line and returns -errno. */
@@ -103,6 +110,14 @@ void vm_request_stop(struct vm *vm, int status);
  */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/*
+ * Slows the guest to about (100 - percent)% of its vCPUs' time, so that a guest dirtying
+ * memory faster than a migration sends it lets the migration converge; 0 stops it. Any
+ * thread. 0 or -errno.
+ */
+int vm_set_throttle(struct vm *vm, unsigned percent);
+/* For vCPU threads: after a kick, sleeps the throttled share of the period. */
+void vm_throttle_vcpu(struct vm *vm, struct vcpu *vcpu);
 /* For vCPU threads: waits while the VM is paused. */
 void vm_park_vcpu(struct vm *vm, struct vcpu *vcpu);
 /* Joins the vCPU threads after a stop request; returns the exit status. */

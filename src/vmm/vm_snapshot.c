@@ -41,27 +41,35 @@ static int load_config(struct state_reader *r, struct vm_snapshot *snap)
 	return 0;
 }
 
-/* With every vCPU parked (vm_pause) and on the event thread. */
+/*
+ * With every vCPU parked (vm_pause) and on the event thread. The virtio devices are saved
+ * first, though their sections come last: saving finishes their requests in flight, and the
+ * interrupts that raises must be in the vCPUs' and IOAPIC's state saved after.
+ */
 static int save_state(struct vm *vm, struct state_writer *w)
 {
+	struct state_writer virtio;
 	int ret = 0;
 
+	state_writer_init(&virtio);
+	for (unsigned i = 0; !ret && i < vm->nr_virtio; i++) {
+		ret = virtio_mmio_save(&vm->virtio[i], &virtio);
+		if (ret)
+			log_error("saving %s: %s", vm->virtio[i].ops->name, strerror(-ret));
+	}
 	for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++) {
 		ret = cpu_state_save(vm->vcpus[i].fd, w);
 		if (ret)
 			log_error("saving vCPU %u: %s", i, strerror(-ret));
 	}
-	if (ret)
-		return ret;
-	ioapic_save(&vm->ioapic, w);
-	serial_save(&vm->serial, w);
-	i8042_save(&vm->i8042, w);
-	rtc_save(&vm->rtc, w);
-	for (unsigned i = 0; !ret && i < vm->nr_virtio; i++) {
-		ret = virtio_mmio_save(&vm->virtio[i], w);
-		if (ret)
-			log_error("saving %s: %s", vm->virtio[i].ops->name, strerror(-ret));
+	if (!ret) {
+		ioapic_save(&vm->ioapic, w);
+		serial_save(&vm->serial, w);
+		i8042_save(&vm->i8042, w);
+		rtc_save(&vm->rtc, w);
+		state_put_bytes(w, virtio.buf, virtio.len);
 	}
+	state_writer_free(&virtio);
 	/* kvmclock last: loading it is best done just before the vCPUs run (cpu_state.h). */
 	ret = ret ?: vm_state_save_clock(vm->vm_fd, w);
 	if (!ret && w->failed)
@@ -127,6 +135,13 @@ int vm_snapshot_load(struct vm *vm, struct vm_snapshot *snap)
 	return 0;
 }
 
+int vm_snapshot_state(struct vm *vm, const char *config, enum console_kind console,
+		      struct state_writer *w)
+{
+	save_config(w, config, console);
+	return save_state(vm, w);
+}
+
 int vm_snapshot_create(struct vm *vm, const char *config, enum console_kind console,
 		       const char *snapshot_path, const char *mem_path, const uint64_t *dirty,
 		       void (*progress)(void *, uint64_t, uint64_t), void *opaque)
@@ -135,15 +150,15 @@ int vm_snapshot_create(struct vm *vm, const char *config, enum console_kind cons
 		.nr_vcpus = vm->nr_vcpus,
 		.memory_size = vm->mem.size,
 		.flags = dirty ? SNAPSHOT_FLAG_DIFF : 0,
-		.memory_crc = snapshot_memory_crc(vm->mem.base, vm->mem.size),
 	};
 	uint64_t *populated = NULL;
 	struct state_writer w;
 	int ret;
 
 	state_writer_init(&w);
-	save_config(&w, config, console);
-	ret = save_state(vm, &w);
+	ret = vm_snapshot_state(vm, config, console, &w);
+	/* After the state: saving it may finish device requests, which write to RAM. */
+	info.memory_crc = snapshot_memory_crc(vm->mem.base, vm->mem.size);
 	if (!ret && !dirty) {
 		populated = calloc((vm->mem.size / GUEST_PAGE_SIZE + 63) / 64, sizeof(uint64_t));
 		ret = populated ? guest_mem_populated(&vm->mem, populated) : -ENOMEM;
@@ -191,25 +206,34 @@ out:
 	return ret;
 }
 
-int vm_snapshot_parse(const char *name, uint8_t *buf, size_t len, struct vm_snapshot *snap)
+int vm_snapshot_from_state(const char *name, uint8_t *buf, const uint8_t *state,
+			   size_t state_len, const struct snapshot_info *info,
+			   struct vm_snapshot *snap)
 {
-	const uint8_t *state;
-	size_t state_len;
-	int ret;
-
 	memset(snap, 0, sizeof(*snap));
 	snap->buf = buf;
-	snap->len = len;
-	ret = snapshot_parse(name, buf, len, &snap->info, &state, &state_len);
-	if (!ret) {
-		state_reader_init(&snap->state, state, state_len);
-		ret = load_config(&snap->state, snap);
-		if (ret)
-			log_error("%s: the snapshot's configuration section is malformed", name);
-	}
-	if (ret)
+	snap->info = *info;
+	state_reader_init(&snap->state, state, state_len);
+	if (load_config(&snap->state, snap)) {
+		log_error("%s: the configuration section is malformed", name);
 		vm_snapshot_close(snap);
-	return ret;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vm_snapshot_parse(const char *name, uint8_t *buf, size_t len, struct vm_snapshot *snap)
+{
+	struct snapshot_info info;
+	const uint8_t *state;
+	size_t state_len;
+
+	if (snapshot_parse(name, buf, len, &info, &state, &state_len)) {
+		free(buf);
+		memset(snap, 0, sizeof(*snap));
+		return -EINVAL;
+	}
+	return vm_snapshot_from_state(name, buf, state, state_len, &info, snap);
 }
 
 int vm_snapshot_open(const char *path, struct vm_snapshot *snap)

@@ -14,8 +14,7 @@
 
 /* An opened snapshot file, checked, ready to restore from. */
 struct vm_snapshot {
-	uint8_t *buf;
-	size_t len;
+	uint8_t *buf; /* what the state lies in; freed by vm_snapshot_close() */
 	struct snapshot_info info;
 	char *config;		  /* the VM's configuration (GET /vm/config's JSON), NUL-ended */
 	enum console_kind console; /* skiff's own device choice, not in that JSON */
@@ -34,6 +33,16 @@ int vm_snapshot_create(struct vm *vm, const char *config, enum console_kind cons
 int vm_snapshot_open(const char *path, struct vm_snapshot *snap);
 /* The same over a snapshot file's bytes (named name in messages); takes buf (malloc'd). */
 int vm_snapshot_parse(const char *name, uint8_t *buf, size_t len, struct vm_snapshot *snap);
+/*
+ * The same over bare state sections (a migration's STATE), described by info; takes buf,
+ * in which state lies.
+ */
+int vm_snapshot_from_state(const char *name, uint8_t *buf, const uint8_t *state,
+			   size_t state_len, const struct snapshot_info *info,
+			   struct vm_snapshot *snap);
+/* The state sections vm_snapshot_create() writes: configuration, vCPUs, devices, clock. */
+int vm_snapshot_state(struct vm *vm, const char *config, enum console_kind console,
+		      struct state_writer *w);
 void vm_snapshot_close(struct vm_snapshot *snap);
 /*
  * Into a VM just created for restore from snap's configuration (vm_config.mem_file) whose

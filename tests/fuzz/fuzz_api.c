@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		log_set_level(LOG_OFF);
-		if (controller_init(&ctl, &base, &counters,
+		if (controller_init(&ctl, &base, &counters, NULL,
 				    (struct controller_hooks){ refuse_boot, ignore_quit, NULL }))
 			return 0;
 		ready = true;

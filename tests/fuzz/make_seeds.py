@@ -96,3 +96,21 @@ def snapshot_seed():
 os.makedirs(os.path.join(corpus, "fuzz_snapshot"), exist_ok=True)
 with open(os.path.join(corpus, "fuzz_snapshot", "minimal"), "wb") as f:
     f.write(snapshot_seed())
+
+
+# fuzz_migrate: a stream of frames (type, length, CRC32, sequence) as migrate/stream.c sends.
+def frames(*messages):
+    import zlib
+    out = b""
+    for seq, (kind, payload) in enumerate(messages):
+        out += struct.pack("<IIII", kind, len(payload), zlib.crc32(payload), seq) + payload
+    return out
+
+
+RAM, ZERO, DISK, STATE, DONE = 4, 5, 6, 7, 8
+os.makedirs(os.path.join(corpus, "fuzz_migrate"), exist_ok=True)
+with open(os.path.join(corpus, "fuzz_migrate", "stream"), "wb") as f:
+    f.write(frames((RAM, struct.pack("<Q", 4096) + bytes(range(256)) * 16),
+                   (ZERO, struct.pack("<QQ", 8192, 2)),
+                   (DISK, struct.pack("<IIQ", 0, 0, 512) + b"d" * 512),
+                   (STATE, b"CONF"), (DONE, struct.pack("<I", 0))))

@@ -18,6 +18,7 @@ import net_tests  # noqa: E402,F401
 import api_tests  # noqa: E402,F401
 import kbd_tests  # noqa: E402,F401
 import snapshot_tests  # noqa: E402,F401
+import migrate_tests  # noqa: E402,F401
 import linux_tests  # noqa: E402,F401
 from harness import TESTS, Ctx, Skip  # noqa: E402
 
