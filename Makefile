@@ -82,6 +82,7 @@ bench: all $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 	bench/startup $(BUILD)
 	bench/virtio $(BUILD)
 	bench/snapshot $(BUILD)
+	bench/migrate $(BUILD)
 
 demo: all
 	$(BUILD)/skiff run --kernel $(BUILD)/probe --cpus 2 --cmdline "test=smp" --debug-exit; \

@@ -6,8 +6,10 @@
  *
  * counter_mib=N sizes the region (default 4); counter_max=N passes after line N (absent or 0: run
  * until the VM is stopped); counter_ms=N sets the period (default 100; restore benchmarks use 1,
- * so that the first line after a restore marks when the guest runs again). The lines depend only
- * on N and counter_mib, so two runs (paused or not, skiff or QEMU) print the same ones.
+ * so that the first line after a restore marks when the guest runs again); counter_kib=N sets
+ * the slice checked and rewritten per tick (default 1024, at most the region), which with the
+ * period sets how fast the guest dirties memory. The lines depend only on N, counter_mib and
+ * counter_kib, so two runs (paused or not, skiff or QEMU) print the same ones.
  *
  * Two options add I/O to every tick, at CPL3 after the memory slice, so that a guest restored
  * from a snapshot shows its devices still work. A failure ends the test with reason blk-... or
@@ -25,7 +27,7 @@
 
 #define COUNTER_DEFAULT_MIB	4
 #define COUNTER_DEFAULT_MS	100
-#define COUNTER_SLICE_WORDS	(MIB / 8)	/* checked and rewritten per tick: 256 pages */
+#define COUNTER_DEFAULT_KIB	1024	/* checked and rewritten per tick: 256 pages */
 #define PATTERN_GOLDEN		0x9e3779b97f4a7c15ULL
 #define PATTERN_MIX		0xff51afd7ed558ccdULL
 #define COUNTER_BLK_SECTORS	64
@@ -40,6 +42,7 @@ struct counter {
 	uint64_t lap;
 	uint64_t sum;		/* of every word in the region, kept as they are rewritten */
 	uint64_t period;	/* TSC ticks between lines */
+	uint64_t slice;		/* words checked and rewritten per tick */
 	uint64_t last;		/* TSC at the last line */
 	uint64_t bad;		/* the word that did not match */
 	uint64_t n;		/* the line this tick comes before */
@@ -167,7 +170,7 @@ static uint64_t counter_tick(void *arg)
 	while ((now = rdtsc()) - c->last < c->period)
 		cpu_relax();
 	c->last = now;
-	end = c->cursor + COUNTER_SLICE_WORDS;
+	end = c->cursor + c->slice;
 	if (end > c->words)
 		end = c->words;
 	for (i = c->cursor; i < end; i++) {
@@ -218,6 +221,7 @@ const char *test_counter(struct probe *p)
 {
 	struct counter c = { 0 };
 	uint64_t mib = COUNTER_DEFAULT_MIB, max = 0, ms = COUNTER_DEFAULT_MS, blk = 0, port = 0;
+	uint64_t kib = COUNTER_DEFAULT_KIB;
 	uint64_t hz, n;
 	const char *s, *reason;
 
@@ -230,6 +234,9 @@ const char *test_counter(struct probe *p)
 	s = cmdline_value(p, "counter_ms", NULL);
 	if (s && (!parse_u64(s, &ms) || !ms || ms > 60000))
 		return "bad-counter-ms";
+	s = cmdline_value(p, "counter_kib", NULL);
+	if (s && (!parse_u64(s, &kib) || !kib || kib > mib * 1024))
+		return "bad-counter-kib";
 	s = cmdline_value(p, "counter_blk", NULL);
 	if (s && (!parse_u64(s, &blk) || blk > 1))
 		return "bad-counter-blk";
@@ -243,6 +250,7 @@ const char *test_counter(struct probe *p)
 	if (reason)
 		return reason;
 	c.words = mib * MIB / 8;
+	c.slice = kib * 1024 / 8;
 	c.period = hz * ms / 1000;
 	if (blk) {
 		reason = blk_open(p, &counter_blk);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@ int controller_init(struct controller *ctl, const struct vm_config *base,
 	*ctl = (struct controller){
 		.base = *base,
 		.serial_fd = -1,
+		.linger_fd = -1,
 		.metrics = { .fd = -1 },
 		.counters = counters,
 		.queue = queue,
@@ -92,6 +94,8 @@ void controller_stop_migration(struct controller *ctl)
 void controller_destroy(struct controller *ctl)
 {
 	controller_stop_migration(ctl);
+	if (ctl->linger_fd >= 0)
+		close(ctl->linger_fd);
 	json_decref(ctl->doc);
 	json_decref(ctl->metrics.properties);
 	if (ctl->serial_fd >= 0)
@@ -645,6 +649,31 @@ static void start_migration(struct controller *ctl, struct api_request *req,
 	resp->status = 204;
 }
 
+/* How long a migrated-away skiff waits for its client to ask how the migration ended. */
+#define LINGER_SECONDS 3
+
+static void stop_lingering(void *opaque)
+{
+	struct controller *ctl = opaque;
+
+	vm_request_stop(ctl->vm, 0);
+}
+
+/*
+ * The guest runs at the destination: this skiff is done, but exiting at once would leave
+ * a client polling GET /migrate with no answer. Stop once one has been given, or soon.
+ */
+static void migrated_away(struct controller *ctl, struct api_response *resp)
+{
+	struct itimerspec when = { .it_value = { LINGER_SECONDS, 0 } };
+
+	ctl->linger_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (ctl->linger_fd < 0 || timerfd_settime(ctl->linger_fd, 0, &when, NULL) < 0 ||
+	    event_add(&ctl->vm->loop, &ctl->linger_src, ctl->linger_fd, stop_lingering, ctl))
+		vm_request_stop(ctl->vm, 0);
+	resp->status = 204;
+}
+
 static bool pre_boot_only(enum api_op op)
 {
 	switch (op) {
@@ -752,6 +781,8 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 			api_json(resp, migration_progress(ctl->migration));
 		else
 			api_fault(resp, 400, "migrate: no migration yet");
+		if (ctl->linger_fd >= 0)
+			vm_request_stop(ctl->vm, 0); /* told: the answer goes out before skiff ends */
 		break;
 	case API_MIGRATE_CANCEL:
 		if (migrating(ctl) && atomic_load(&ctl->migration->phase) < MIGRATE_FINAL) {
@@ -764,9 +795,11 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 				  : "no migration under way");
 		}
 		break;
+	case API_MIGRATE_COMPLETE:
+		migrated_away(ctl, resp);
+		break;
 	case API_MIGRATE_TRACK:
 	case API_MIGRATE_FINAL:
-	case API_MIGRATE_COMPLETE:
 	case API_MIGRATE_ROLLBACK:
 		migration_on_vm_thread(req->job, req->op, resp);
 		break;

@@ -43,6 +43,9 @@ struct controller {
 	bool diff_base; /* a snapshot or restore since which dirty pages are tracked */
 	struct api_queue *queue;     /* the one requests come through: a migration's too */
 	struct migration *migration; /* the last PUT /migrate's, or NULL */
+	/* Migrated away: skiff lingers until GET /migrate has told of it, or a timeout. */
+	int linger_fd;
+	struct event_source linger_src;
 	struct timespec snapshot_started;
 	struct controller_hooks hooks;
 };

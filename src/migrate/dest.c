@@ -240,6 +240,9 @@ int incoming_receive(struct incoming *in)
 		case MSG_DISK:
 			ret = disk_message(in, len);
 			break;
+		case MSG_SYNC:
+			ret = len ? -EPROTO : migrate_send_buf(&in->s, MSG_SYNCED, NULL, 0);
+			break;
 		case MSG_STATE:
 			free(in->state);
 			in->state = malloc(len ?: 1);

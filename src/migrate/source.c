@@ -24,6 +24,8 @@
 
 #define PAGE		    GUEST_PAGE_SIZE
 #define MAX_PASSES	    30
+/* A last pass estimated to take this little is not worth shrinking further. */
+#define GOOD_ENOUGH_US	    1000
 #define THROTTLE_STEP	    20
 #define THROTTLE_MAX	    90
 /* A destination that does not answer within this long is taken as gone. */
@@ -109,6 +111,12 @@ static int send_pages(struct migration *m, struct migrate_stream *s, const uint6
 	uint64_t pages = m->vm->mem.size / PAGE, left = 0;
 	int ret = 0;
 
+	if (!m->bounce) {
+		m->bounce = malloc((size_t)MIGRATE_MAX_RUN * PAGE);
+		if (!m->bounce)
+			return fail(m, -ENOMEM, "out of memory");
+	}
+
 	for (uint64_t p = 0; p < pages; p++)
 		left += page_set(bitmap, p);
 	for (uint64_t p = 0; p < pages && !ret;) {
@@ -128,8 +136,13 @@ static int send_pages(struct migration *m, struct migrate_stream *s, const uint6
 			end++;
 		put_le64(head, off);
 		if (!zero) {
-			struct iovec iov[2] = { { head, 8 }, { (void *)(ram + off), (end - p) * PAGE } };
+			/*
+			 * A copy, so that the CRC covers what is sent while the guest writes on.
+			 * A page torn by a write meanwhile is dirty, and goes again.
+			 */
+			struct iovec iov[2] = { { head, 8 }, { m->bounce, (end - p) * PAGE } };
 
+			memcpy(m->bounce, ram + off, (end - p) * PAGE);
 			ret = migrate_send(s, MSG_RAM, iov, 2);
 		} else if (!first) {
 			put_le64(head + 8, end - p);
@@ -201,6 +214,24 @@ static int send_disks(struct migration *m, struct migrate_stream *s, uint64_t *c
 	return ret;
 }
 
+/*
+ * Waits until the destination has taken in everything sent so far. Without it, what sits
+ * in socket buffers would drain only during the pause, and pass times and rates would say
+ * how fast we write, not how fast the destination takes.
+ */
+static int sync_pass(struct migration *m, struct migrate_stream *s)
+{
+	enum migrate_msg type;
+	uint8_t none[1];
+	size_t len;
+	int ret = migrate_send_buf(s, MSG_SYNC, NULL, 0);
+
+	ret = ret ?: migrate_recv(s, &type, none, sizeof(none), &len);
+	if (!ret && type != MSG_SYNCED)
+		ret = -EPROTO;
+	return ret ? fail(m, ret, "%s: no answer to SYNC", m->uri) : 0;
+}
+
 static uint64_t count_pages(const uint64_t *bitmap, uint64_t pages)
 {
 	uint64_t n = 0;
@@ -262,7 +293,7 @@ static int dirty_passes(struct migration *m, struct migrate_stream *s)
 
 	atomic_store(&m->phase, MIGRATE_DIRTY);
 	for (unsigned pass = 1; pass <= MAX_PASSES; pass++) {
-		uint64_t t0 = now_us(), n, rate = atomic_load(&m->rate) ?: 1, us;
+		uint64_t t0 = now_us(), n, rate = atomic_load(&m->rate) ?: 1, us, est;
 
 		uint64_t *written[VM_MAX_DISKS] = { NULL }, disk_bytes = 0;
 
@@ -281,7 +312,13 @@ static int dirty_passes(struct migration *m, struct migrate_stream *s)
 		atomic_store(&m->remaining_bytes, n * PAGE);
 		atomic_store(&m->estimated_downtime_us, n * PAGE * 1000000 / rate);
 		atomic_store(&m->passes, pass);
-		if (!ret && atomic_load(&m->estimated_downtime_us) <= m->downtime_ms * 1000ULL) {
+		/*
+		 * Within budget, one more pass is still worth it while passes keep halving
+		 * what is left: the pause then holds less than the budget allows.
+		 */
+		est = atomic_load(&m->estimated_downtime_us);
+		if (!ret && est <= m->downtime_ms * 1000ULL &&
+		    (est <= GOOD_ENOUGH_US || n * 2 > previous)) {
 			/* The final pass takes these pages and chunks with the rest. */
 			ret = vm_merge_dirty(m->vm, dirty);
 			for (unsigned i = 0; i < m->nr_disks; i++)
@@ -300,6 +337,7 @@ static int dirty_passes(struct migration *m, struct migrate_stream *s)
 		previous = n;
 		ret = ret ?: send_pages(m, s, dirty, false);
 		ret = ret ?: send_disks(m, s, written);
+		ret = ret ?: sync_pass(m, s);
 		free_bitmaps(dirty, written, m->nr_disks);
 		if (ret)
 			return ret;
@@ -376,6 +414,7 @@ static void *migrate_thread(void *opaque)
 			fail(m, ret, "finding the guest's pages: %s", strerror(-ret));
 		ret = ret ?: send_pages(m, &s, populated, true);
 		ret = ret ?: send_disks(m, &s, NULL);
+		ret = ret ?: sync_pass(m, &s);
 		if (!ret)
 			atomic_store(&m->rate, s.bytes_sent * 1000000 / ((now_us() - t0) ?: 1));
 	}
@@ -454,6 +493,8 @@ void migration_finish(struct migration *m)
 	m->thread_started = false;
 	free(m->final_dirty);
 	m->final_dirty = NULL;
+	free(m->bounce);
+	m->bounce = NULL;
 	for (unsigned i = 0; i < m->nr_disks; i++) {
 		free(m->disks[i].final);
 		if (m->disks[i].fd >= 0)
@@ -526,9 +567,6 @@ void migration_on_vm_thread(struct migration *m, enum api_op op, struct api_resp
 		break;
 	case API_MIGRATE_FINAL:
 		ret = prepare_final(m);
-		break;
-	case API_MIGRATE_COMPLETE:
-		vm_request_stop(vm, 0);
 		break;
 	case API_MIGRATE_ROLLBACK:
 		for (unsigned i = 0; i < vm->nr_virtio; i++)

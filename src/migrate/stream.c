@@ -16,7 +16,7 @@
 static const char *const names[MSG_TYPES] = {
 	[MSG_HELLO] = "HELLO", [MSG_ACCEPT] = "ACCEPT", [MSG_REFUSE] = "REFUSE",
 	[MSG_RAM] = "RAM", [MSG_ZERO] = "ZERO", [MSG_DISK] = "DISK", [MSG_STATE] = "STATE",
-	[MSG_DONE] = "DONE", [MSG_ACK] = "ACK",
+	[MSG_DONE] = "DONE", [MSG_ACK] = "ACK", [MSG_SYNC] = "SYNC", [MSG_SYNCED] = "SYNCED",
 };
 
 /* Writes all of the iovecs, resuming after short writes. */

@@ -4,8 +4,9 @@
  * and its payload, so a damaged, reordered or truncated stream is caught rather than
  * loaded. The first message each way carries the stream's version.
  *
- * Source -> destination: HELLO, then RAM / ZERO / DISK in any number, then STATE and DONE.
- * Destination -> source: ACCEPT or REFUSE after HELLO, ACK after DONE (the guest runs there).
+ * Source -> destination: HELLO, then RAM / ZERO / DISK in any number with a SYNC after each
+ * pass, then STATE and DONE. Destination -> source: ACCEPT or REFUSE after HELLO, SYNCED
+ * for each SYNC, ACK after DONE (the guest runs there).
  */
 #ifndef SKIFF_MIGRATE_STREAM_H
 #define SKIFF_MIGRATE_STREAM_H
@@ -38,6 +39,8 @@ enum migrate_msg {
 	MSG_STATE,	/* the VM's state sections (vm_snapshot), as a snapshot's */
 	MSG_DONE,	/* empty: the destination may run the guest */
 	MSG_ACK,	/* empty: it does */
+	MSG_SYNC,	/* empty: answer once everything before has been taken in */
+	MSG_SYNCED,	/* empty: the answer */
 	MSG_TYPES
 };
 

@@ -43,7 +43,7 @@ static uint8_t *reserve(struct state_writer *w, size_t n)
 
 void state_put_bytes(struct state_writer *w, const void *p, size_t n)
 {
-	uint8_t *dst = reserve(w, n);
+	uint8_t *dst = n ? reserve(w, n) : NULL; /* nothing to copy: p may be NULL */
 
 	if (dst)
 		memcpy(dst, p, n);

@@ -13,6 +13,12 @@
 /* ORs a slot's log (bit i: the slot's page i) into the RAM bitmap at page first. */
 static void merge(uint64_t *bitmap, const uint64_t *log, uint64_t first, uint64_t pages)
 {
+	/* Slots start on 256 KiB boundaries (the hole is aligned): whole words line up. */
+	if (first % 64 == 0) {
+		for (uint64_t w = 0; w < WORDS(pages); w++)
+			bitmap[first / 64 + w] |= log[w];
+		return;
+	}
 	for (uint64_t i = 0; i < pages; i++)
 		if (log[i / 64] >> (i % 64) & 1)
 			bitmap[(first + i) / 64] |= 1ULL << ((first + i) % 64);

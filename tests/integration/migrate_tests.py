@@ -168,8 +168,12 @@ def migrate_with_disks_needs_no_shared_storage(ctx):
         # The guest writes a sector every tick and checks the one before: data written on
         # the source is read back on the destination.
         src, sock = hosts_source_with_disk(ctx, hosts, src_img)
-        expect(sock, "PUT", "/migrate", {"destination": f"tcp:{DST_IP}:4448",
-                                         "with_disks": True})
+        # skiff ctl follows it to the end and sums it up.
+        p = subprocess.run([ctx.skiff, "ctl", "--api-sock", sock, "migrate",
+                            f"tcp:{DST_IP}:4448", "--with-disks"], capture_output=True,
+                           text=True, timeout=120)
+        check(p.returncode == 0 and p.stdout.startswith(f"migrated to tcp:{DST_IP}:4448: ") and
+              "downtime" in p.stdout, f"ctl migrate: {p.returncode} {p.stdout!r} {p.stderr!r}")
         check(src.wait_exit() == 0, src.errors())
         last = counters(probe_lines(src.text()))[-1]
         check(dst.wait_output(f"probe: counter={last + 70} "),

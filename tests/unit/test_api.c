@@ -154,7 +154,7 @@ TEST(controller_builds_the_vm_before_boot)
 	struct controller ctl;
 	char *answer;
 
-	CHECK(controller_init(&ctl, &base, &counters,
+	CHECK(controller_init(&ctl, &base, &counters, NULL,
 			      (struct controller_hooks){ fake_boot, fake_quit, NULL }) == 0);
 	CHECK(call(&ctl, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", &answer) == 400);
 	CHECK(answer && strstr(answer, "boot-source"));
