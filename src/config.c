@@ -98,7 +98,8 @@ void config_print_run_help(FILE *out)
 		"                     and run the VM it brings; instead of the options that\n"
 		"                     describe a VM, but for --disk PATH[,id=ID]: where this host\n"
 		"                     keeps the drive of that id (or place), and with_disks where\n"
-		"                     its contents are written\n"
+		"                     its contents are written; and --net tap=IFNAME: the TAP the\n"
+		"                     interface in that place uses here\n"
 		"  --console KIND     serial (default): COM1 is the terminal; virtio: a\n"
 		"                     virtio-console takes the terminal's input (both print)\n"
 		"  --log-level LEVEL  off, error, warn, info or debug, on stderr (default: warn)\n"
@@ -316,8 +317,8 @@ enum config_result config_parse_run(int argc, char *const argv[], struct run_opt
 				options[id].name);
 			return CONFIG_ERROR;
 		}
-		/* --disk with --incoming says where this host keeps a drive. */
-		if (seen[OPT_INCOMING] && seen[id] && id != OPT_DISK &&
+		/* --disk and --net with --incoming say where this host keeps a drive, a TAP. */
+		if (seen[OPT_INCOMING] && seen[id] && id != OPT_DISK && id != OPT_NET &&
 		    (options[id].describes_vm || id == OPT_CONFIG_FILE)) {
 			fprintf(stderr, "skiff: %s: the VM comes from the --incoming migration\n",
 				options[id].name);

@@ -98,6 +98,32 @@ static int place_disks(struct incoming *in, char *why, size_t why_len)
 	return 0;
 }
 
+/* A --net tap=IFNAME given here: the TAP that interface i uses on this host. */
+static int place_nets(struct incoming *in, char *why, size_t why_len)
+{
+	json_t *nets = json_object_get(in->config, "network-interfaces"), *net;
+	size_t i;
+
+	json_array_foreach(nets, i, net) {
+		const struct net_config *local = i < in->base->nr_nets ? &in->base->nets[i] : NULL;
+
+		if (!local)
+			continue;
+		if (local->backend != NET_TAP || !json_object_get(net, "host_dev_name")) {
+			snprintf(why, why_len, "--net %zu here and the source's interface %zu are "
+				 "not both TAP", i, i);
+			return -EINVAL;
+		}
+		json_object_set_new(net, "host_dev_name", json_string(local->ifname));
+	}
+	if (in->base->nr_nets > json_array_size(nets)) {
+		snprintf(why, why_len, "%u --net given here, the source has %zu interfaces",
+			 in->base->nr_nets, json_array_size(nets));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* A chunk of a drive, checked against its size. */
 static int disk_message(struct incoming *in, size_t len)
 {
@@ -182,7 +208,7 @@ static int hello(struct incoming *in, size_t len)
 				      : "the source's RAM size is not one skiff has");
 	if (!in->config || json_array_size(json_object_get(in->config, "drives")) != in->nr_disks)
 		return refuse(in, "the source's configuration is malformed");
-	ret = place_disks(in, why, sizeof(why));
+	ret = place_disks(in, why, sizeof(why)) ?: place_nets(in, why, sizeof(why));
 	if (ret)
 		return refuse(in, why);
 	ret = guest_mem_create(&in->ram, ram, LAYOUT_MMIO_HOLE, LAYOUT_MMIO_HOLE_END,

@@ -37,6 +37,12 @@ class Hosts:
         for ns in (self.src, self.dst):
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
 
+    def limit(self, rate, burst):
+        """Slows the source's side of the link down, with a token bucket."""
+        subprocess.run(["ip", "netns", "exec", self.src, "tc", "qdisc", "add", "dev",
+                        self.src_dev, "root", "tbf", "rate", rate, "burst", burst, "latency",
+                        "400ms"], check=True)
+
     def skiff(self, ns, argv, env=None):
         g = Guest(["ip", "netns", "exec", ns] + argv, env=env)
         _started.append(g)
@@ -140,9 +146,7 @@ def migrate_cut_at_each_phase_leaves_the_source_running(ctx):
 def migrate_cancel_resumes_nothing_lost(ctx):
     with Hosts() as hosts:
         # A slow link, so that the first pass over RAM is still going when we cancel.
-        subprocess.run(["ip", "netns", "exec", hosts.src, "tc", "qdisc", "add", "dev",
-                        hosts.src_dev, "root", "tbf", "rate", "20mbit", "burst", "32kbit",
-                        "latency", "400ms"], check=True)
+        hosts.limit("20mbit", "32kbit")
         dst = destination(ctx, hosts, 4447)
         src, sock = source(ctx, hosts, cmdline="test=counter counter_ms=10 counter_mib=64")
         expect(sock, "PUT", "/migrate", {"destination": f"tcp:{DST_IP}:4447"})
@@ -198,3 +202,53 @@ def hosts_source_with_disk(ctx, hosts, image):
                                 "--log-level", "info"])
     check(g.wait_output("probe: counter=3 "), f"the source guest did not count: {g.errors()}")
     return g, sock
+
+
+@test
+def migrate_throttles_a_guest_that_outruns_the_link(ctx):
+    with Hosts() as hosts:
+        # 200 Mbit/s, and a guest rewriting its 8 MiB region every 8 ms: the dirty set never
+        # shrinks by itself, so the source has to slow the guest down.
+        hosts.limit("200mbit", "256kbit")
+        dst = destination(ctx, hosts, 4449)
+        src, sock = source(ctx, hosts, memory="64M",
+                           cmdline="test=counter counter_ms=1 counter_mib=8")
+        expect(sock, "PUT", "/migrate", {"destination": f"tcp:{DST_IP}:4449"})
+        status = wait_phase(src, sock, ("dirty-passes",))
+        for _ in range(400):
+            status, _ = expect(sock, "GET", "/migrate", status=200)
+            if status["throttle_percent"] or status["phase"] != "dirty-passes":
+                break
+            src.wait_output("never printed", timeout=0.05)
+        check(status["throttle_percent"] > 0, f"never throttled: {status}")
+        check(src.wait_exit(120) == 0, f"the migration did not end: {src.errors()[-500:]}")
+        check("throttling it to" in src.errors(), src.errors()[-500:])
+        last = counters(probe_lines(src.text()))[-1]
+        check(dst.wait_output(f"probe: counter={last + 5} "), dst.errors())
+        check("result=fail" not in dst.text(), dst.text()[-300:])
+
+
+@test
+def migrate_to_another_tap(ctx):
+    with Hosts() as hosts:
+        for ns, tap in ((hosts.src, "tsrc"), (hosts.dst, "tdst")):
+            subprocess.run(["ip", "netns", "exec", ns, "ip", "tuntap", "add", "dev", tap,
+                            "mode", "tap", "vnet_hdr"], check=True)
+        dsock = os.path.join(ctx.tmp, "mig-dst.sock")
+        dst = hosts.skiff(hosts.dst, [ctx.skiff, "run", "--incoming", f"tcp:{DST_IP}:4450",
+                                      "--net", "tap=tdst", "--api-sock", dsock,
+                                      "--debug-exit", "--log-level", "info"])
+        check(dst.wait_output("waiting on", stream="err"), dst.errors())
+        sock = os.path.join(ctx.tmp, "mig-tap.sock")
+        src = hosts.skiff(hosts.src, [ctx.skiff, "run", "--api-sock", sock, "--kernel",
+                                      ctx.probe, "--net", "tap=tsrc", "--cmdline",
+                                      "test=counter", "--debug-exit"])
+        check(src.wait_output("probe: counter=2 "), src.errors())
+        expect(sock, "PUT", "/migrate", {"destination": f"tcp:{DST_IP}:4450"})
+        check(src.wait_exit() == 0, src.errors())
+        last = counters(probe_lines(src.text()))[-1]
+        check(dst.wait_output(f"probe: counter={last + 2} "), dst.errors())
+        config, _ = expect(dsock, "GET", "/vm/config", status=200)
+        check(config["network-interfaces"][0]["host_dev_name"] == "tdst", config)
+        expect(dsock, "PUT", "/actions", {"action_type": "InstanceStop"})
+        check(dst.wait_exit() == 0, dst.errors())
