@@ -1,14 +1,10 @@
-#include "controller.h"
+#include "controller_parts.h"
 
 #include "queue.h"
 #include "vm_json.h"
 
-#include "../migrate/migrate.h"
-
 #include "../log.h"
-#include "../vmm/dirty.h"
-#include "../vmm/vcpu.h"
-#include "../vmm/vm_snapshot.h"
+#include "../migrate/migrate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const op_names[API_OPS] = {
+const char *const controller_op_names[API_OPS] = {
 	[API_GET_INFO] = "get_info",
 	[API_PUT_BOOT_SOURCE] = "put_boot_source",
 	[API_GET_MACHINE] = "get_machine_config",
@@ -211,7 +207,7 @@ static void open_serial(struct controller *ctl, struct api_request *req,
 	resp->status = 204;
 }
 
-static uint64_t elapsed_us(struct timespec from)
+uint64_t controller_elapsed_us(struct timespec from)
 {
 	struct timespec now;
 
@@ -220,7 +216,7 @@ static uint64_t elapsed_us(struct timespec from)
 }
 
 /* The command line's devices and options, less what the configuration document describes. */
-static struct vm_config undescribed(const struct controller *ctl)
+struct vm_config controller_undescribed(const struct controller *ctl)
 {
 	struct vm_config cfg = ctl->base;
 
@@ -232,7 +228,7 @@ static struct vm_config undescribed(const struct controller *ctl)
 
 static void instance_start(struct controller *ctl, struct api_response *resp)
 {
-	struct vm_config cfg = undescribed(ctl);
+	struct vm_config cfg = controller_undescribed(ctl);
 	struct field_error err;
 
 	if (vm_json_parse(ctl->doc, true, &cfg, &err)) {
@@ -244,167 +240,6 @@ static void instance_start(struct controller *ctl, struct api_response *resp)
 		return;
 	}
 	ctl->state = INSTANCE_RUNNING;
-	resp->status = 204;
-}
-
-/* Firecracker's network_overrides: another TAP device for an interface of the snapshot. */
-static int override_networks(json_t *doc, json_t *overrides, struct field_error *err)
-{
-	json_t *nets = json_object_get(doc, "network-interfaces"), *o, *net;
-	size_t i, j;
-
-	json_array_foreach(overrides, i, o) {
-		const char *id = json_string_value(json_object_get(o, "iface_id"));
-		bool found = false;
-
-		json_array_foreach(nets, j, net) {
-			if (strcmp(json_string_value(json_object_get(net, "iface_id")), id))
-				continue;
-			if (!json_object_get(net, "host_dev_name"))
-				return field_fail(err, "network_overrides: \"%s\" is not a TAP "
-						  "interface", id);
-			json_object_set(net, "host_dev_name", json_object_get(o, "host_dev_name"));
-			found = true;
-		}
-		if (!found)
-			return field_fail(err, "network_overrides: the snapshot has no interface "
-					  "\"%s\"", id);
-	}
-	return 0;
-}
-
-int controller_restore_from(struct controller *ctl, struct vm_snapshot *snap,
-			    const char *mem_path, struct guest_mem *ram, json_t *overrides,
-			    bool resume, bool track_dirty_pages, struct field_error *err)
-{
-	struct vm_config cfg = undescribed(ctl);
-	json_t *doc = json_loads(snap->config, JSON_REJECT_DUPLICATES, NULL);
-	int ret = doc ? 0 : field_fail(err, "the snapshot's configuration is malformed");
-
-	ret = ret ?: (overrides ? override_networks(doc, overrides, err) : 0);
-	if (!ret && track_dirty_pages)
-		json_object_set_new(json_object_get(doc, "machine-config"), "track_dirty_pages",
-				    json_true());
-	ret = ret ?: vm_json_parse(doc, false, &cfg, err);
-	if (ret) {
-		log_error("%s", err->msg); /* what was wrong with the request itself */
-		if (ram)
-			guest_mem_destroy(ram); /* ours either way, as if a VM had taken it */
-	}
-	if (!ret) {
-		cfg.console = snap->console;
-		cfg.mem_file = mem_path;
-		cfg.ram = ram;
-		if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd, snap, !resume))
-			ret = field_fail(err, "%s", log_last_error());
-	}
-	if (ret) {
-		json_decref(doc);
-		return ret;
-	}
-	/* The restored VM is the snapshot's: its configuration, its console. */
-	json_decref(ctl->doc);
-	ctl->doc = doc;
-	ctl->base.console = cfg.console;
-	ctl->state = resume ? INSTANCE_RUNNING : INSTANCE_PAUSED;
-	ctl->diff_base = ctl->vm && ctl->vm->mem.dirty; /* the memory file is the base */
-	return 0;
-}
-
-int controller_restore(struct controller *ctl, const char *snapshot_path, const char *mem_path,
-		       json_t *overrides, bool resume, bool track_dirty_pages,
-		       struct field_error *err)
-{
-	struct vm_snapshot snap;
-	int ret;
-
-	if (vm_snapshot_open(snapshot_path, &snap))
-		return field_fail(err, "%s", log_last_error());
-	ret = controller_restore_from(ctl, &snap, mem_path, NULL, overrides, resume,
-				      track_dirty_pages, err);
-	vm_snapshot_close(&snap);
-	return ret;
-}
-
-static void load_snapshot(struct controller *ctl, struct api_request *req,
-			  struct api_response *resp)
-{
-	json_t *body = req->body, *backend = json_object_get(body, "mem_backend");
-	const char *mem = json_string_value(backend ? json_object_get(backend, "backend_path")
-						    : json_object_get(body, "mem_file_path"));
-	struct field_error err;
-
-	if (controller_restore(ctl, json_string_value(json_object_get(body, "snapshot_path")), mem,
-			       json_object_get(body, "network_overrides"),
-			       json_is_true(json_object_get(body, "resume_vm")),
-			       json_is_true(json_object_get(body, "track_dirty_pages")) ||
-				       json_is_true(json_object_get(body, "enable_diff_snapshots")),
-			       &err)) {
-		api_fault(resp, 400, "snapshot/load: %s", err.msg);
-		return;
-	}
-	resp->status = 204;
-}
-
-/* On skiff's terminal, when it has one: a snapshot of a large VM takes a while. */
-static void show_progress(void *opaque, uint64_t done, uint64_t total)
-{
-	struct controller *ctl = opaque;
-	uint64_t us = elapsed_us(ctl->snapshot_started) ?: 1;
-
-	ctl->snapshot_bytes = done;
-	if (!isatty(STDERR_FILENO))
-		return;
-	fprintf(stderr, "\rskiff: snapshot: %llu of %llu MiB written, %llu MiB/s%s",
-		(unsigned long long)(done >> 20), (unsigned long long)(total >> 20),
-		(unsigned long long)(done / us * 1000000 >> 20), done == total ? "\r\n" : "");
-}
-
-static void create_snapshot(struct controller *ctl, struct api_request *req,
-			    struct api_response *resp)
-{
-	json_t *body = req->body;
-	const char *type = json_string_value(json_object_get(body, "snapshot_type"));
-	bool diff = type && !strcmp(type, "Diff"), tracking = ctl->vm->mem.dirty != NULL;
-	uint64_t *dirty = NULL;
-	char *config;
-	int ret;
-
-	if (ctl->state != INSTANCE_PAUSED) {
-		api_fault(resp, 400, "snapshot/create: the VM must be paused first (PATCH /vm)");
-		return;
-	}
-	if (diff && !tracking) {
-		api_fault(resp, 400, "snapshot/create: a Diff needs track_dirty_pages "
-				     "(machine-config, or snapshot/load)");
-		return;
-	}
-	if (diff && !ctl->diff_base) {
-		api_fault(resp, 400, "snapshot/create: a Diff needs a Full snapshot (or a restore) "
-				     "before it, to hold the pages it leaves out");
-		return;
-	}
-	config = json_dumps(ctl->doc, JSON_COMPACT);
-	/* Every snapshot starts a new dirty interval: a Diff holds what changed since. */
-	ret = !config ? -ENOMEM : tracking ? vm_collect_dirty(ctl->vm, true, &dirty) : 0;
-	clock_gettime(CLOCK_MONOTONIC, &ctl->snapshot_started);
-	ctl->snapshot_bytes = 0;
-	ret = ret ?: vm_snapshot_create(ctl->vm, config, ctl->base.console,
-					json_string_value(json_object_get(body, "snapshot_path")),
-					json_string_value(json_object_get(body, "mem_file_path")),
-					diff ? dirty : NULL, show_progress, ctl);
-	free(config);
-	free(dirty);
-	ctl->snapshot_us = elapsed_us(ctl->snapshot_started);
-	/* A failed snapshot lost the interval's dirty pages: only a Full may follow. */
-	ctl->diff_base = !ret && tracking;
-	if (ret) {
-		api_fault(resp, 400, "snapshot/create: %s", ret == -ENOMEM ? "out of memory"
-								  : log_last_error());
-		return;
-	}
-	ctl->snapshots++;
-	log_info("snapshot written in %llu us", (unsigned long long)ctl->snapshot_us);
 	resp->status = 204;
 }
 
@@ -462,126 +297,6 @@ static void set_logger(struct api_request *req, struct api_response *resp)
 		return;
 	}
 	resp->status = 204;
-}
-
-static void set_metrics(struct controller *ctl, struct api_request *req,
-			struct api_response *resp)
-{
-	const char *path = json_string_value(json_object_get(req->body, "metrics_path"));
-	int fd;
-
-	if (ctl->metrics.fd >= 0) {
-		api_fault(resp, 400, "metrics: already set up");
-		return;
-	}
-	/* O_NONBLOCK: a named pipe without a reader fails here instead of blocking the VM. */
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0600);
-	if (fd < 0) {
-		api_fault(resp, 400, "metrics_path %s: %s", path, strerror(errno));
-		return;
-	}
-	ctl->metrics.fd = fd;
-	ctl->metrics.properties = json_incref(json_object_get(req->body, "properties"));
-	resp->status = 204;
-}
-
-/* Per virtio device, labelled by its kind and slot, e.g. "virtio-blk.0". */
-static void collect_devices(struct vm *vm, struct metrics *m)
-{
-	char labels[MAX_VIRTIO_DEVICES][32];
-	uint64_t notes[MAX_VIRTIO_DEVICES], irqs[MAX_VIRTIO_DEVICES];
-	struct net_stats net[MAX_VIRTIO_DEVICES] = { 0 };
-	bool is_net[MAX_VIRTIO_DEVICES];
-	unsigned n = vm->nr_virtio;
-
-	for (unsigned i = 0; i < n; i++) {
-		struct virtio_mmio *t = &vm->virtio[i];
-
-		snprintf(labels[i], sizeof(labels[i]), "%s.%u", t->ops->name, i);
-		virtio_mmio_lock(t);
-		notes[i] = t->notifications;
-		irqs[i] = t->interrupts;
-		virtio_mmio_unlock(t);
-		is_net[i] = !strcmp(t->ops->name, "virtio-net");
-		if (is_net[i])
-			virtio_net_stats(t->dev, &net[i]);
-	}
-	/* Grouped by name, as the renderers want. */
-	for (unsigned i = 0; i < n; i++)
-		metrics_add(m, "virtio_notifications_total", "Queue notifications from the guest",
-			    "device", labels[i], notes[i]);
-	for (unsigned i = 0; i < n; i++)
-		metrics_add(m, "virtio_interrupts_total", "Interrupts raised to the guest",
-			    "device", labels[i], irqs[i]);
-	for (unsigned i = 0; i < n; i++)
-		if (is_net[i])
-			metrics_add(m, "net_rx_packets_total", "Frames delivered to the guest",
-				    "device", labels[i], net[i].rx_packets);
-	for (unsigned i = 0; i < n; i++)
-		if (is_net[i])
-			metrics_add(m, "net_tx_packets_total", "Frames sent by the guest", "device",
-				    labels[i], net[i].tx_packets);
-}
-
-/* Every counter, grouped by name. */
-static void collect(struct controller *ctl, struct metrics *m)
-{
-	static const char *const classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
-	struct vm *vm = ctl->vm;
-
-	metrics_add(m, "uptime_us", "Microseconds since skiff started", NULL, NULL,
-		    elapsed_us(ctl->base.start));
-	metrics_add(m, "snapshots_total", "Snapshots created", NULL, NULL, ctl->snapshots);
-	metrics_add(m, "snapshot_memory_bytes", "RAM bytes the last snapshot has written", NULL,
-		    NULL, ctl->snapshot_bytes);
-	metrics_add(m, "snapshot_create_us", "Microseconds the last snapshot took", NULL, NULL,
-		    ctl->snapshot_us);
-	for (unsigned c = 1; c < 6; c++)
-		metrics_add(m, "api_responses_total", "API answers by status class", "status",
-			    classes[c], atomic_load(&ctl->counters->by_class[c]));
-	for (unsigned op = 0; op < API_OPS; op++)
-		metrics_add(m, "api_requests_total", "API requests that reached the VM",
-			    "request", op_names[op], ctl->requests[op]);
-	if (!vm)
-		return;
-	for (unsigned k = 0; k < VCPU_EXIT_KINDS; k++) {
-		uint64_t sum = 0;
-
-		for (unsigned i = 0; i < vm->nr_vcpus; i++)
-			sum += vcpu_exit_count(&vm->vcpus[i], k);
-		metrics_add(m, "vcpu_exits_total", "vCPU exits to skiff by reason", "reason",
-			    vcpu_exit_names[k], sum);
-	}
-	collect_devices(vm, m);
-}
-
-static void flush_metrics(struct controller *ctl, struct api_response *resp)
-{
-	struct metrics m = { 0 };
-	int ret;
-
-	if (ctl->metrics.fd < 0) {
-		api_fault(resp, 400, "FlushMetrics: no metrics_path yet (PUT /metrics)");
-		return;
-	}
-	collect(ctl, &m);
-	ret = metrics_flush(&ctl->metrics, &m);
-	metrics_free(&m);
-	if (ret)
-		api_fault(resp, 400, "FlushMetrics: %s", strerror(-ret));
-	else
-		resp->status = 204;
-}
-
-static void get_metrics(struct controller *ctl, struct api_response *resp)
-{
-	struct metrics m = { 0 };
-
-	collect(ctl, &m);
-	resp->body = metrics_to_prometheus(&m);
-	resp->status = resp->body ? 200 : 500;
-	resp->text = true;
-	metrics_free(&m);
 }
 
 static json_t *instance_info(struct controller *ctl)
@@ -699,16 +414,16 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 
 	ctl->requests[req->op]++;
 	if (started && pre_boot_only(req->op)) {
-		api_fault(resp, 400, "%s: only before InstanceStart", op_names[req->op]);
+		api_fault(resp, 400, "%s: only before InstanceStart", controller_op_names[req->op]);
 		return;
 	}
 	if (!started && post_boot_only(req->op)) {
-		api_fault(resp, 400, "%s: only once the VM has started", op_names[req->op]);
+		api_fault(resp, 400, "%s: only once the VM has started", controller_op_names[req->op]);
 		return;
 	}
 	if (migrating(ctl) && (req->op == API_PAUSE || req->op == API_RESUME ||
 			       req->op == API_SNAPSHOT_CREATE || req->op == API_PATCH_DRIVE)) {
-		api_fault(resp, 400, "%s: a migration is under way", op_names[req->op]);
+		api_fault(resp, 400, "%s: a migration is under way", controller_op_names[req->op]);
 		return;
 	}
 	switch (req->op) {
@@ -759,19 +474,19 @@ void controller_handle(void *opaque, struct api_request *req, struct api_respons
 		set_logger(req, resp);
 		break;
 	case API_PUT_METRICS:
-		set_metrics(ctl, req, resp);
+		controller_set_metrics(ctl, req, resp);
 		break;
 	case API_FLUSH_METRICS:
-		flush_metrics(ctl, resp);
+		controller_flush_metrics(ctl, resp);
 		break;
 	case API_GET_METRICS:
-		get_metrics(ctl, resp);
+		controller_get_metrics(ctl, resp);
 		break;
 	case API_SNAPSHOT_CREATE:
-		create_snapshot(ctl, req, resp);
+		controller_create_snapshot(ctl, req, resp);
 		break;
 	case API_SNAPSHOT_LOAD:
-		load_snapshot(ctl, req, resp);
+		controller_load_snapshot(ctl, req, resp);
 		break;
 	case API_MIGRATE_START:
 		start_migration(ctl, req, resp);
