@@ -217,6 +217,11 @@ static int run_vm(struct run_options *opts)
 
 		if (ret) {
 			status = ret > 0 ? ret : EXIT_SKIFF_ERROR;
+			if (r.vm_created) { /* built early, its vCPUs parked: they go first */
+				vm_request_stop(&r.vm, status);
+				vm_join(&r.vm);
+				terminal_restore();
+			}
 			goto out;
 		}
 	} else if (opts->restore) {

@@ -72,6 +72,14 @@ int controller_restore(struct controller *ctl, const char *snapshot_path, const 
 int controller_restore_from(struct controller *ctl, struct vm_snapshot *snap,
 			    const char *mem_path, struct guest_mem *ram, json_t *overrides,
 			    bool resume, bool track_dirty_pages, struct field_error *err);
+/*
+ * Incoming migration, as soon as the source's configuration is known: builds the VM with
+ * its vCPUs parked, RAM ram (taken whatever happens), so that only loading the state is
+ * left for the pause. controller_run_incoming() then loads it and runs the guest.
+ */
+int controller_prepare_incoming(struct controller *ctl, json_t *config, enum console_kind console,
+				struct guest_mem *ram, struct field_error *err);
+int controller_run_incoming(struct controller *ctl, struct vm_snapshot *snap);
 /* For api_queue_serve(): opaque is the controller. */
 void controller_handle(void *opaque, struct api_request *req, struct api_response *resp);
 void controller_destroy(struct controller *ctl);

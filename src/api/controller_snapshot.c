@@ -39,41 +39,76 @@ static int override_networks(json_t *doc, json_t *overrides, struct field_error 
 	return 0;
 }
 
-int controller_restore_from(struct controller *ctl, struct vm_snapshot *snap,
-			    const char *mem_path, struct guest_mem *ram, json_t *overrides,
-			    bool resume, bool track_dirty_pages, struct field_error *err)
+/*
+ * Builds the VM doc describes (taking doc), its RAM the memory file at mem_path or ram
+ * (taken whatever happens), restored from snap when given, its vCPUs parked if paused.
+ */
+static int build(struct controller *ctl, json_t *doc, enum console_kind console,
+		 const char *mem_path, struct guest_mem *ram, struct vm_snapshot *snap,
+		 bool paused, struct field_error *err)
 {
 	struct vm_config cfg = controller_undescribed(ctl);
-	json_t *doc = json_loads(snap->config, JSON_REJECT_DUPLICATES, NULL);
-	int ret = doc ? 0 : field_fail(err, "the snapshot's configuration is malformed");
+	int ret = vm_json_parse(doc, false, &cfg, err);
 
-	ret = ret ?: (overrides ? override_networks(doc, overrides, err) : 0);
-	if (!ret && track_dirty_pages)
-		json_object_set_new(json_object_get(doc, "machine-config"), "track_dirty_pages",
-				    json_true());
-	ret = ret ?: vm_json_parse(doc, false, &cfg, err);
 	if (ret) {
 		log_error("%s", err->msg); /* what was wrong with the request itself */
 		if (ram)
 			guest_mem_destroy(ram); /* ours either way, as if a VM had taken it */
-	}
-	if (!ret) {
-		cfg.console = snap->console;
-		cfg.mem_file = mem_path;
-		cfg.ram = ram;
-		if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd, snap, !resume))
-			ret = field_fail(err, "%s", log_last_error());
-	}
-	if (ret) {
 		json_decref(doc);
 		return ret;
 	}
-	/* The restored VM is the snapshot's: its configuration, its console. */
+	cfg.console = console;
+	cfg.mem_file = mem_path;
+	cfg.ram = ram;
+	if (ctl->hooks.boot(ctl->hooks.opaque, &cfg, ctl->serial_fd, snap, paused)) {
+		json_decref(doc);
+		return field_fail(err, "%s", log_last_error());
+	}
+	/* The VM is the snapshot's or the source's: its configuration, its console. */
 	json_decref(ctl->doc);
 	ctl->doc = doc;
-	ctl->base.console = cfg.console;
-	ctl->state = resume ? INSTANCE_RUNNING : INSTANCE_PAUSED;
-	ctl->diff_base = ctl->vm && ctl->vm->mem.dirty; /* the memory file is the base */
+	ctl->base.console = console;
+	ctl->state = paused ? INSTANCE_PAUSED : INSTANCE_RUNNING;
+	return 0;
+}
+
+int controller_restore_from(struct controller *ctl, struct vm_snapshot *snap,
+			    const char *mem_path, struct guest_mem *ram, json_t *overrides,
+			    bool resume, bool track_dirty_pages, struct field_error *err)
+{
+	json_t *doc = json_loads(snap->config, JSON_REJECT_DUPLICATES, NULL);
+	int ret = doc ? 0 : field_fail(err, "the snapshot's configuration is malformed");
+
+	ret = ret ?: (overrides ? override_networks(doc, overrides, err) : 0);
+	if (ret) {
+		log_error("%s", err->msg);
+		if (ram)
+			guest_mem_destroy(ram);
+		json_decref(doc);
+		return ret;
+	}
+	if (track_dirty_pages)
+		json_object_set_new(json_object_get(doc, "machine-config"), "track_dirty_pages",
+				    json_true());
+	ret = build(ctl, doc, snap->console, mem_path, ram, snap, !resume, err);
+	ctl->diff_base = !ret && ctl->vm->mem.dirty; /* the memory file is the base */
+	return ret;
+}
+
+int controller_prepare_incoming(struct controller *ctl, json_t *config, enum console_kind console,
+				struct guest_mem *ram, struct field_error *err)
+{
+	return build(ctl, json_deep_copy(config), console, NULL, ram, NULL, true, err);
+}
+
+int controller_run_incoming(struct controller *ctl, struct vm_snapshot *snap)
+{
+	int ret = vm_snapshot_load(ctl->vm, snap);
+
+	if (ret)
+		return ret;
+	vm_resume(ctl->vm);
+	ctl->state = INSTANCE_RUNNING;
 	return 0;
 }
 

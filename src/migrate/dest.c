@@ -189,6 +189,8 @@ static int hello(struct incoming *in, size_t len)
 	for (unsigned w = 0; w < MIGRATE_FEATURE_WORDS; w++)
 		words[w] = get_le32(in->buf + 24 + 4 * w);
 	in->with_disks = get_le32(in->buf + 20) & MIGRATE_HELLO_DISKS;
+	in->console = get_le32(in->buf + 20) & MIGRATE_HELLO_VIRTIO_CONSOLE ? CONSOLE_VIRTIO
+									   : CONSOLE_SERIAL;
 	in->nr_disks = get_le32(in->buf + 56);
 	for (unsigned i = 0; i < in->nr_disks; i++)
 		in->disks[i] = (typeof(in->disks[i])){ get_le64(in->buf + 60 + 8 * i), -1, false };
@@ -308,6 +310,14 @@ static int run_here(struct incoming *in, struct controller *ctl)
 		log_error("migration: the disks cannot be made durable: %s", strerror(-ret));
 		return ret;
 	}
+	if (in->prebuilt) {
+		ret = vm_snapshot_from_state(in->s.peer, in->state, in->state, in->state_len,
+					     &info, &snap);
+		in->state = NULL;
+		ret = ret ?: controller_run_incoming(ctl, &snap);
+		vm_snapshot_close(&snap);
+		return ret ?: migrate_send_buf(&in->s, MSG_ACK, NULL, 0);
+	}
 	ret = vm_snapshot_from_state(in->s.peer, in->state, in->state, in->state_len, &info,
 				     &snap);
 	in->state = NULL; /* snap has it */
@@ -327,6 +337,25 @@ static int run_here(struct incoming *in, struct controller *ctl)
 	if (ret)
 		return ret;
 	return migrate_send_buf(&in->s, MSG_ACK, NULL, 0);
+}
+
+/*
+ * While the source sends RAM: the VM, built and paused, so that the pause has only the
+ * state to load. Not with disks on shared storage, which the source holds locked till then.
+ */
+static int prebuild(struct incoming *in, struct controller *ctl)
+{
+	struct field_error err;
+	int ret;
+
+	if (in->nr_disks && !in->with_disks)
+		return 0;
+	ret = controller_prepare_incoming(ctl, in->config, in->console, &in->ram, &err);
+	/* The VM owns the RAM now (frames still land in it, through in->ram), or it is gone. */
+	in->prebuilt = !ret;
+	if (ret)
+		in->ram.fd = -1;
+	return ret;
 }
 
 int migrate_incoming(struct controller *ctl, const char *uri, int signal_fd)
@@ -352,6 +381,7 @@ int migrate_incoming(struct controller *ctl, const char *uri, int signal_fd)
 	if (!ret && type != MSG_HELLO)
 		ret = -EPROTO;
 	ret = ret ?: hello(&in, len);
+	ret = ret ?: prebuild(&in, ctl);
 	ret = ret ?: incoming_receive(&in);
 	ret = ret ?: run_here(&in, ctl);
 	if (!ret)
@@ -361,7 +391,7 @@ int migrate_incoming(struct controller *ctl, const char *uri, int signal_fd)
 	if (ret)
 		finish_disks(&in, true);
 	json_decref(in.config);
-	if (in.ram.fd >= 0)
+	if (in.ram.fd >= 0 && !in.prebuilt)
 		guest_mem_destroy(&in.ram);
 	free(in.state);
 	free(in.buf);

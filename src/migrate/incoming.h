@@ -18,6 +18,8 @@ struct incoming {
 	uint32_t nr_vcpus;
 	json_t *config;		      /* the source's configuration, from HELLO */
 	bool with_disks;
+	enum console_kind console;
+	bool prebuilt;		      /* the VM exists already, paused: it owns ram */
 	unsigned nr_disks;
 	struct {
 		uint64_t size;

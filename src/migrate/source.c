@@ -260,7 +260,8 @@ static int hello(struct migration *m, struct migrate_stream *s)
 	migrate_cpu_features(m->vm->cpuid, words);
 	for (unsigned w = 0; w < MIGRATE_FEATURE_WORDS; w++)
 		put_le32(fixed + 24 + 4 * w, words[w]);
-	put_le32(fixed + 20, m->with_disks ? MIGRATE_HELLO_DISKS : 0);
+	put_le32(fixed + 20, (m->with_disks ? MIGRATE_HELLO_DISKS : 0) |
+			     (m->console == CONSOLE_VIRTIO ? MIGRATE_HELLO_VIRTIO_CONSOLE : 0));
 	put_le32(fixed + MIGRATE_HELLO_FIXED - 4, m->nr_disks);
 	for (unsigned i = 0; i < m->nr_disks; i++)
 		put_le64(fixed + MIGRATE_HELLO_FIXED + 8 * i, m->disks[i].size);

@@ -27,7 +27,8 @@
  * CPUID feature words, u32 disks, a u64 size per disk, then the configuration's JSON.
  */
 #define MIGRATE_HELLO_FIXED (24 + 4 * 8 + 4)
-#define MIGRATE_HELLO_DISKS 1u /* flags: the disks' contents come too (DISK) */
+#define MIGRATE_HELLO_DISKS 1u		/* flags: the disks' contents come too (DISK) */
+#define MIGRATE_HELLO_VIRTIO_CONSOLE 2u /* flags: the guest has skiff's virtio console */
 
 enum migrate_msg {
 	MSG_HELLO = 1,

@@ -20,7 +20,7 @@ def digest(path):
 
 def take_snapshot(ctx, *extra, name="snap"):
     """A counter guest run past a few lines, paused and snapshotted; returns its files and
-    the last counter it printed."""
+    what it printed."""
     g, sock = boot_counter(ctx, "--cpus", "2", "--memory", "96M", *extra)
     check(g.wait_output("probe: counter=4 "), g.text())
     expect(sock, "PATCH", "/vm", {"state": "Paused"})
@@ -28,9 +28,9 @@ def take_snapshot(ctx, *extra, name="snap"):
     mem = os.path.join(ctx.tmp, name + ".mem")
     expect(sock, "PUT", "/snapshot/create", {"snapshot_path": snap, "mem_file_path": mem})
     g.wait_output("never printed", timeout=0.1)
-    last = counters(probe_lines(g.text()))[-1]
+    before = g.text()
     stop(g, sock)
-    return snap, mem, last
+    return snap, mem, before
 
 
 def restored(ctx, snap, mem, *extra):
@@ -39,31 +39,33 @@ def restored(ctx, snap, mem, *extra):
     return g
 
 
-def expect_continues(g, last, more=3):
-    """The restored counter goes on from last + 1, in order, and the memory pattern held."""
-    check(g.wait_output(f"probe: counter={last + more} "),
-          f"the restored guest did not count to {last + more}: {g.text()!r} {g.errors()}")
-    seen = counters(probe_lines(g.text()))
-    check(seen == list(range(last + 1, last + 1 + len(seen))),
-          f"after {last} the restored guest counted {seen}")
+def expect_continues(g, before, more=3):
+    """The restored guest's console goes on from before, what the original printed, line
+    by line and in order (a line the pause cut in two is whole once the two are joined),
+    and its memory pattern held."""
+    want = counters(probe_lines(before))[-1] + 1 + more
+    check(g.wait_output(f"probe: counter={want} "),
+          f"the restored guest did not count to {want}: {g.text()!r} {g.errors()}")
+    seen = counters(probe_lines(before + g.text()))
+    check(seen == list(range(1, len(seen) + 1)), f"the counter went {seen}")
     check("result=fail" not in g.text(), g.text())
 
 
 @test
 def snapshot_restores_in_a_new_process(ctx):
     disk = ctx.file("snap-disk.img", bytes(1 << 20))
-    snap, mem, last = take_snapshot(ctx, "--disk", disk, "--rng", "--net", "user")
-    before = digest(snap), digest(mem)
+    snap, mem, before = take_snapshot(ctx, "--disk", disk, "--rng", "--net", "user")
+    digests = digest(snap), digest(mem)
     g = restored(ctx, snap, mem)
-    expect_continues(g, last)
+    expect_continues(g, before)
     g.signal(15)
     check(g.wait_exit() == 128 + 15, g.errors())
-    check((digest(snap), digest(mem)) == before, "the restored VM wrote to its snapshot files")
+    check((digest(snap), digest(mem)) == digests, "the restored VM wrote to its snapshot files")
 
 
 @test
 def snapshot_load_through_the_api(ctx):
-    snap, mem, last = take_snapshot(ctx)
+    snap, mem, before = take_snapshot(ctx)
     g, sock = start(ctx, sock_name="load.sock")
     expect(sock, "PUT", "/snapshot/load", {"snapshot_path": snap,
                                            "mem_backend": {"backend_type": "File",
@@ -75,16 +77,16 @@ def snapshot_load_through_the_api(ctx):
     config, _ = expect(sock, "GET", "/vm/config", status=200)
     check(config["machine-config"]["vcpu_count"] == 2, config)
     expect(sock, "PATCH", "/vm", {"state": "Resumed"})
-    expect_continues(g, last)
+    expect_continues(g, before)
     stop(g, sock)
 
 
 @test
 def snapshot_clones_run_side_by_side(ctx):
-    snap, mem, last = take_snapshot(ctx)
+    snap, mem, before = take_snapshot(ctx)
     a, b = restored(ctx, snap, mem), restored(ctx, snap, mem)
-    expect_continues(a, last)
-    expect_continues(b, last)
+    expect_continues(a, before)
+    expect_continues(b, before)
     for g in (a, b):
         g.signal(15)
         check(g.wait_exit() == 128 + 15, g.errors())
@@ -162,7 +164,7 @@ def snapshot_full_then_diff_restores(ctx):
     expect(sock, "PUT", "/snapshot/create", {"snapshot_path": diff, "mem_file_path": diff_mem,
                                              "snapshot_type": "Diff"})
     g.wait_output("never printed", timeout=0.1)
-    last = counters(probe_lines(g.text()))[-1]
+    before = g.text()
     stop(g, sock)
     st = os.stat(diff_mem)
     check(st.st_blocks * 512 < st.st_size // 4, f"the diff is not sparse: {st.st_blocks * 512} "
@@ -172,7 +174,7 @@ def snapshot_full_then_diff_restores(ctx):
     status, _, err = run([ctx.skiff, "merge-memory", base, diff_mem])
     check(status == 0, err)
     r = restored(ctx, diff, base)
-    expect_continues(r, last)
+    expect_continues(r, before)
     r.signal(15)
     check(r.wait_exit() == 128 + 15, r.errors())
 
@@ -237,12 +239,13 @@ def snapshot_restored_disk_and_net_work(ctx):
         mem = os.path.join(ctx.tmp, "io.mem")
         expect(sock, "PUT", "/snapshot/create", {"snapshot_path": snap, "mem_file_path": mem})
         g.wait_output("never printed", timeout=0.1)
-        last = counters(probe_lines(g.text()))[-1]
-        check("result=fail" not in g.text(), g.text())
+        before = g.text()
+        last = counters(probe_lines(before))[-1]
+        check("result=fail" not in before, before)
         stop(g, sock)
 
         r = restored(ctx, snap, mem)
-        expect_continues(r, last)
+        expect_continues(r, before)
         after = [n for n in counter_datagrams(host, last + 3) if n > last]
         # Datagram last + 1 may have gone out before the pause, ahead of its line.
         check(after and after[0] <= last + 2 and after == sorted(set(after)),
