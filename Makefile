@@ -79,6 +79,7 @@ test: test-build
 
 bench: all $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 	$(BUILD)/bench/irqchip_cost 9
+	$(BUILD)/bench/dirty_log
 	bench/startup $(BUILD)
 	bench/virtio $(BUILD)
 	bench/snapshot $(BUILD)
