@@ -93,13 +93,6 @@ static bool page_set(const uint64_t *bitmap, uint64_t page)
 	return bitmap[page / 64] >> (page % 64) & 1;
 }
 
-static bool page_zero(const uint8_t *p)
-{
-	static const uint8_t zero[PAGE];
-
-	return !memcmp(p, zero, PAGE);
-}
-
 /*
  * Sends the pages set in bitmap: runs of data as RAM, runs of zeroes as ZERO (or not at
  * all on the first pass, the destination's RAM starting zeroed).
@@ -130,9 +123,9 @@ static int send_pages(struct migration *m, struct migrate_stream *s, const uint6
 		}
 		if (atomic_load(&m->cancel))
 			return -ECANCELED;
-		zero = page_zero(ram + off);
+		zero = bytes_all_zero(ram + off, PAGE);
 		while (end < pages && end - p < MIGRATE_MAX_RUN && page_set(bitmap, end) &&
-		       page_zero(ram + end * PAGE) == zero)
+		       bytes_all_zero(ram + end * PAGE, PAGE) == zero)
 			end++;
 		put_le64(head, off);
 		if (!zero) {
@@ -170,7 +163,6 @@ static int send_disk(struct migration *m, struct migrate_stream *s, unsigned i,
 		     const uint64_t *bitmap, uint8_t *buf)
 {
 	struct migrate_disk *d = &m->disks[i];
-	static const uint8_t zero[BLK_CHUNK];
 
 	for (uint64_t c = 0; c < disk_chunks(d); c++) {
 		uint64_t off = c << BLK_CHUNK_SHIFT, len = d->size - off < BLK_CHUNK ? d->size - off
@@ -188,7 +180,7 @@ static int send_disk(struct migration *m, struct migrate_stream *s, unsigned i,
 		if (n != (ssize_t)len)
 			return fail(m, n < 0 ? -errno : -EIO, "reading drive %u for the migration: %s",
 				    i, n < 0 ? strerror(errno) : "short read");
-		if (!bitmap && !memcmp(buf, zero, len))
+		if (!bitmap && bytes_all_zero(buf, len))
 			continue;
 		put_le32(head, i);
 		put_le32(head + 4, 0);

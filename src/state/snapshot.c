@@ -167,13 +167,6 @@ uint32_t snapshot_memory_crc(const uint8_t *ram, uint64_t size)
 	return (uint32_t)c;
 }
 
-static bool page_is_zero(const uint8_t *p)
-{
-	static const uint8_t zero[PAGE];
-
-	return !memcmp(p, zero, PAGE);
-}
-
 static bool page_listed(const uint64_t *pages, uint64_t page)
 {
 	return !pages || pages[page / 64] >> (page % 64) & 1;
@@ -197,7 +190,7 @@ int snapshot_write_memory(const char *path, const uint8_t *ram, uint64_t size,
 		uint64_t end = i;
 
 		while (end < count && page_listed(pages, end) &&
-		       (diff || !page_is_zero(ram + end * PAGE)))
+		       (diff || !bytes_all_zero(ram + end * PAGE, PAGE)))
 			end++;
 		if (end > i)
 			ret = write_all(fd, ram + i * PAGE, (end - i) * PAGE, i * PAGE);

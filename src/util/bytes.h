@@ -1,9 +1,14 @@
-/* Little-endian loads and stores for guest- and file-visible structures (x86 is LE). */
+/*
+ * Little-endian loads and stores for guest- and file-visible structures (x86 is LE), and
+ * a zero test for pages and blocks.
+ */
 #ifndef SKIFF_BYTES_H
 #define SKIFF_BYTES_H
 
-#include <stdint.h>
 #include <endian.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 static inline uint16_t get_le16(const void *p)
@@ -46,6 +51,14 @@ static inline void put_le64(void *p, uint64_t v)
 {
 	v = htole64(v);
 	memcpy(p, &v, sizeof(v));
+}
+
+/* Whether all len bytes at p are zero: each byte equals the one before, the first is 0. */
+static inline bool bytes_all_zero(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	return !len || (!b[0] && !memcmp(b, b + 1, len - 1));
 }
 
 #endif
