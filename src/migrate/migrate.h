@@ -59,7 +59,7 @@ struct migration {
 
 	pthread_t thread;
 	bool thread_started;
-	uint8_t *bounce; /* pages are copied here before they are sent */
+	uint8_t *bounce; /* pages and disk chunks are copied here before they are sent */
 	struct timespec started;
 
 	/* The last pass, filled on the VM's thread (migration_on_vm_thread). */

@@ -104,12 +104,6 @@ static int send_pages(struct migration *m, struct migrate_stream *s, const uint6
 	uint64_t pages = m->vm->mem.size / PAGE, left = 0;
 	int ret = 0;
 
-	if (!m->bounce) {
-		m->bounce = malloc((size_t)MIGRATE_MAX_RUN * PAGE);
-		if (!m->bounce)
-			return fail(m, -ENOMEM, "out of memory");
-	}
-
 	for (uint64_t p = 0; p < pages; p++)
 		left += page_set(bitmap, p);
 	for (uint64_t p = 0; p < pages && !ret;) {
@@ -160,9 +154,10 @@ static uint64_t disk_chunks(const struct migrate_disk *d)
  * the destination's new image already reads as).
  */
 static int send_disk(struct migration *m, struct migrate_stream *s, unsigned i,
-		     const uint64_t *bitmap, uint8_t *buf)
+		     const uint64_t *bitmap)
 {
 	struct migrate_disk *d = &m->disks[i];
+	uint8_t *buf = m->bounce; /* chunks are read into it: the CRC then covers what is sent */
 
 	for (uint64_t c = 0; c < disk_chunks(d); c++) {
 		uint64_t off = c << BLK_CHUNK_SHIFT, len = d->size - off < BLK_CHUNK ? d->size - off
@@ -197,12 +192,10 @@ static int send_disk(struct migration *m, struct migrate_stream *s, unsigned i,
 /* Each disk's chunks in bitmaps[i] (NULL: the first pass over all of it). */
 static int send_disks(struct migration *m, struct migrate_stream *s, uint64_t *const *bitmaps)
 {
-	uint8_t *buf = m->nr_disks ? malloc(BLK_CHUNK) : NULL;
-	int ret = m->nr_disks && !buf ? -ENOMEM : 0;
+	int ret = 0;
 
 	for (unsigned i = 0; !ret && i < m->nr_disks; i++)
-		ret = send_disk(m, s, i, bitmaps ? bitmaps[i] : NULL, buf);
-	free(buf);
+		ret = send_disk(m, s, i, bitmaps ? bitmaps[i] : NULL);
 	return ret;
 }
 
@@ -357,12 +350,8 @@ static int final_pass(struct migration *m, struct migrate_stream *s)
 	if (atomic_load(&m->cancel))
 		return -ECANCELED;
 	ret = send_pages(m, s, m->final_dirty, false);
-	for (unsigned i = 0; !ret && i < m->nr_disks; i++) {
-		uint8_t *buf = malloc(BLK_CHUNK);
-
-		ret = buf ? send_disk(m, s, i, m->disks[i].final, buf) : -ENOMEM;
-		free(buf);
-	}
+	for (unsigned i = 0; !ret && i < m->nr_disks; i++)
+		ret = send_disk(m, s, i, m->disks[i].final);
 	if (!ret)
 		ret = migrate_send_buf(s, MSG_STATE, m->final_state.buf, m->final_state.len);
 	cut_here(m, "state");
@@ -458,6 +447,12 @@ int migration_start(struct migration *m)
 {
 	int ret;
 
+	_Static_assert((size_t)MIGRATE_MAX_RUN * PAGE >= BLK_CHUNK, "a disk chunk fits the bounce");
+	m->bounce = malloc((size_t)MIGRATE_MAX_RUN * PAGE);
+	if (!m->bounce) {
+		log_error("starting the migration: out of memory");
+		return -ENOMEM;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &m->started);
 	atomic_store(&m->phase, MIGRATE_SETUP);
 	m->fd = -1;

@@ -58,7 +58,7 @@ static int save_state(struct vm *vm, struct state_writer *w)
 			log_error("saving %s: %s", vm->virtio[i].ops->name, strerror(-ret));
 	}
 	for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++) {
-		ret = cpu_state_save(vm->vcpus[i].fd, w);
+		ret = cpu_state_save(vm->kvm_fd, vm->vcpus[i].fd, w);
 		if (ret)
 			log_error("saving vCPU %u: %s", i, strerror(-ret));
 	}
@@ -104,7 +104,7 @@ int vm_snapshot_load(struct vm *vm, struct vm_snapshot *snap)
 	}
 	ret = 0;
 	for (unsigned i = 0; !ret && i < vm->nr_vcpus; i++) {
-		ret = cpu_state_load(vm->vcpus[i].fd, r);
+		ret = cpu_state_load(vm->kvm_fd, vm->vcpus[i].fd, r);
 		if (ret)
 			log_error("loading vCPU %u: %s", i, strerror(-ret));
 	}

@@ -318,7 +318,7 @@ static bool save_distinctive(struct test_vm *a, struct state_writer *w)
 		return false;
 	make_distinctive(a);
 	state_writer_init(w);
-	CHECK(cpu_state_save(a->vcpu_fd, w) == 0);
+	CHECK(cpu_state_save(a->kvm_fd, a->vcpu_fd, w) == 0);
 	return !w->failed && w->len > SECTION_HEADER;
 }
 
@@ -336,7 +336,7 @@ TEST(vcpu_continues_in_another_vm)
 	if (!vm_open(&b, 1))
 		goto out_a;
 	state_reader_init(&r, w.buf, w.len);
-	CHECK(cpu_state_load(b.vcpu_fd, &r) == 0);
+	CHECK(cpu_state_load(b.kvm_fd, b.vcpu_fd, &r) == 0);
 	CHECK(r.pos == r.len);
 	view(b.vcpu_fd, &vb);
 
@@ -379,8 +379,8 @@ out_a:
 }
 
 /* Loads a copy of buf[0..len) with patch applied (4 bytes at offset, if offset < len). */
-static int load_patched(int vcpu_fd, const uint8_t *buf, size_t len, size_t offset,
-			uint32_t patch)
+static int load_patched(const struct test_vm *vm, const uint8_t *buf, size_t len,
+			size_t offset, uint32_t patch)
 {
 	uint8_t *copy = malloc(len ?: 1);
 	struct state_reader r;
@@ -390,7 +390,7 @@ static int load_patched(int vcpu_fd, const uint8_t *buf, size_t len, size_t offs
 	if (offset + 4 <= len)
 		put_le32(copy + offset, patch);
 	state_reader_init(&r, copy, len);
-	ret = cpu_state_load(vcpu_fd, &r);
+	ret = cpu_state_load(vm->kvm_fd, vm->vcpu_fd, &r);
 	free(copy);
 	return ret;
 }
@@ -413,23 +413,23 @@ TEST(damaged_sections_are_refused)
 
 	/* Cut anywhere: in the header, in the body, one byte short. */
 	for (size_t cut = 0; cut < len; cut += cut < 64 ? 1 : 97)
-		CHECK(load_patched(c.vcpu_fd, buf, cut, len, 0) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len - 1, len, 0) == -EINVAL);
+		CHECK(load_patched(&c, buf, cut, len, 0) == -EINVAL);
+	CHECK(load_patched(&c, buf, len - 1, len, 0) == -EINVAL);
 	/* A body length that leaves the last field out, or claims more than there is. */
-	CHECK(load_patched(c.vcpu_fd, buf, len, 6, len - SECTION_HEADER - 1) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, 6, len - SECTION_HEADER + 1) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, 6, 0xffffffff) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, 6, len - SECTION_HEADER - 1) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, 6, len - SECTION_HEADER + 1) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, 6, 0xffffffff) == -EINVAL);
 	/* The CPUID entry count: huge, one more, one fewer, none. */
-	CHECK(load_patched(c.vcpu_fd, buf, len, SECTION_HEADER + 4, 0xffffffff) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, SECTION_HEADER + 4, 257) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, SECTION_HEADER + 4, nent + 1) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, SECTION_HEADER + 4, nent - 1) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, SECTION_HEADER + 4, 0) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, SECTION_HEADER + 4, 0xffffffff) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, SECTION_HEADER + 4, 257) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, SECTION_HEADER + 4, nent + 1) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, SECTION_HEADER + 4, nent - 1) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, SECTION_HEADER + 4, 0) == -EINVAL);
 	/* Another version (bytes 4-5), another tag. */
-	CHECK(load_patched(c.vcpu_fd, buf, len, 4, (get_le32(buf + 4) & 0xffff0000) | 2) ==
+	CHECK(load_patched(&c, buf, len, 4, (get_le32(buf + 4) & 0xffff0000) | 2) ==
 	      -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, 4, get_le32(buf + 4) & 0xffff0000) == -EINVAL);
-	CHECK(load_patched(c.vcpu_fd, buf, len, 0, 0x55504358) == -EINVAL); /* "XCPU" */
+	CHECK(load_patched(&c, buf, len, 4, get_le32(buf + 4) & 0xffff0000) == -EINVAL);
+	CHECK(load_patched(&c, buf, len, 0, 0x55504358) == -EINVAL); /* "XCPU" */
 
 	/*
 	 * Every 4-byte field position overwritten with all ones and with zeroes: the counts and
@@ -437,15 +437,15 @@ TEST(damaged_sections_are_refused)
 	 * may be refused by KVM or taken; nothing may crash or read out of bounds (ASan).
 	 */
 	for (size_t off = SECTION_HEADER; off + 4 <= len; off += 4) {
-		int r1 = load_patched(c.vcpu_fd, buf, len, off, 0xffffffff);
-		int r2 = load_patched(c.vcpu_fd, buf, len, off, 0);
+		int r1 = load_patched(&c, buf, len, off, 0xffffffff);
+		int r2 = load_patched(&c, buf, len, off, 0);
 
 		CHECK(r1 <= 0 && r2 <= 0);
 		refused += (r1 < 0) + (r2 < 0);
 	}
 	printf("  %zu of %zu damaged copies refused\n", refused, (len - SECTION_HEADER) / 2);
 	/* The undamaged section still loads into the vCPU the damaged ones were tried on. */
-	CHECK(load_patched(c.vcpu_fd, buf, len, len, 0) == 0);
+	CHECK(load_patched(&c, buf, len, len, 0) == 0);
 	vm_close(&c);
 out_a:
 	state_writer_free(&w);
@@ -562,7 +562,7 @@ TEST(tsc_deadline_timer_fires_after_restore)
 	set_msr(a.vcpu_fd, MSR_IA32_TSC, 0x123456789000ULL);
 	tsc = get_msr(a.vcpu_fd, MSR_IA32_TSC);
 	set_msr(a.vcpu_fd, MSR_IA32_TSC_DEADLINE, tsc + (uint64_t)khz * 200);
-	CHECK(cpu_state_save(a.vcpu_fd, &w) == 0);
+	CHECK(cpu_state_save(a.kvm_fd, a.vcpu_fd, &w) == 0);
 
 	if (!vm_open(&b, 1)) {
 		vm_close(&a);
@@ -571,7 +571,7 @@ TEST(tsc_deadline_timer_fires_after_restore)
 	memcpy(b.mem, a.mem, MEM_SIZE);
 	vm_close(&a);
 	state_reader_init(&r, w.buf, w.len);
-	CHECK(cpu_state_load(b.vcpu_fd, &r) == 0);
+	CHECK(cpu_state_load(b.kvm_fd, b.vcpu_fd, &r) == 0);
 	clock_gettime(CLOCK_MONOTONIC, &loaded);
 	while (seconds_since(&loaded) < 3) {
 		if (ioctl(b.vcpu_fd, KVM_RUN, 0) < 0 || b.run->exit_reason != KVM_EXIT_IO)
@@ -617,7 +617,7 @@ TEST(running_guest_continues_after_restore)
 	CHECK(ioctl(a.vcpu_fd, KVM_RUN, 0) < 0 && errno == EINTR);
 	a.run->immediate_exit = 0;
 	CHECK(ioctl(a.vcpu_fd, KVM_GET_REGS, &regs) == 0 && (regs.rax & 0xff) == 51);
-	CHECK(cpu_state_save(a.vcpu_fd, &w) == 0);
+	CHECK(cpu_state_save(a.kvm_fd, a.vcpu_fd, &w) == 0);
 
 	if (!vm_open(&b, 1)) {
 		vm_close(&a);
@@ -625,7 +625,7 @@ TEST(running_guest_continues_after_restore)
 	}
 	memcpy(b.mem, a.mem, MEM_SIZE); /* what the snapshot's memory file carries */
 	state_reader_init(&r, w.buf, w.len);
-	CHECK(cpu_state_load(b.vcpu_fd, &r) == 0);
+	CHECK(cpu_state_load(b.kvm_fd, b.vcpu_fd, &r) == 0);
 	CHECK(*next_io(&b, DEBUG_PORT, KVM_EXIT_IO_OUT) == 51);
 	*next_io(&b, INPUT_PORT, KVM_EXIT_IO_IN) = 52;
 	CHECK(*next_io(&b, DEBUG_PORT, KVM_EXIT_IO_OUT) == 52);

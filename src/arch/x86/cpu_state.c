@@ -158,21 +158,6 @@ static int kvm_ioctl(int fd, unsigned long request, const char *name, void *arg)
 #define KVM_IOCTL(fd, request, arg) kvm_ioctl(fd, request, #request, arg)
 
 /*
- * /dev/kvm, for what only the system fd answers: the MSR index list, and the XSAVE size
- * (which depends on the process, not on the VM).
- */
-static int open_kvm(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0) {
-		fd = -errno;
-		log_error("/dev/kvm: %s", strerror(errno));
-	}
-	return fd;
-}
-
-/*
  * The bytes KVM_GET_XSAVE2 writes and KVM_SET_XSAVE reads: KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2)
  * (api.rst, KVM_GET_XSAVE2), never less than struct kvm_xsave's 4 KiB; more once the process
  * has been granted dynamic features such as AMX (arch_prctl ARCH_REQ_XCOMP_GUEST_PERM).
@@ -693,17 +678,14 @@ static int xfer_vcpu_state(struct transfer *t, struct vcpu_state *s)
 	return 0;
 }
 
-int cpu_state_save(int vcpu_fd, struct state_writer *w)
+int cpu_state_save(int kvm_fd, int vcpu_fd, struct state_writer *w)
 {
 	struct vcpu_state s;
 	struct transfer t = { .w = w };
-	int kvm_fd = open_kvm(), ret;
+	int ret;
 
-	if (kvm_fd < 0)
-		return kvm_fd;
 	memset(&s, 0, sizeof(s));
 	ret = get_vcpu_state(vcpu_fd, kvm_fd, &s);
-	close(kvm_fd);
 	if (!ret) {
 		state_begin(w, VCPU_TAG, VCPU_VERSION);
 		xfer_vcpu_state(&t, &s);
@@ -834,19 +816,15 @@ static int set_vcpu_state(int vcpu_fd, int kvm_fd, struct vcpu_state *s)
 	return ret;
 }
 
-int cpu_state_load(int vcpu_fd, struct state_reader *r)
+int cpu_state_load(int kvm_fd, int vcpu_fd, struct state_reader *r)
 {
 	struct vcpu_state s;
-	int kvm_fd, ret;
+	int ret;
 
 	memset(&s, 0, sizeof(s));
 	ret = read_vcpu_state(r, &s);
-	if (!ret) {
-		kvm_fd = open_kvm();
-		ret = kvm_fd < 0 ? kvm_fd : set_vcpu_state(vcpu_fd, kvm_fd, &s);
-		if (kvm_fd >= 0)
-			close(kvm_fd);
-	}
+	if (!ret)
+		ret = set_vcpu_state(vcpu_fd, kvm_fd, &s);
 	vcpu_state_free(&s);
 	return ret;
 }

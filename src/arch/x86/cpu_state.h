@@ -22,16 +22,17 @@
 /*
  * One "VCPU" section: CPUID, TSC frequency, MP state, general and special registers,
  * FPU/SSE/AVX (XSAVE) and XCRs, debug registers, local APIC, MSRs, pending events.
- * Returns 0, or -errno after one log line naming what failed.
+ * kvm_fd is /dev/kvm, which alone answers the MSR index list and the XSAVE size. Returns 0,
+ * or -errno after one log line naming what failed.
  */
-int cpu_state_save(int vcpu_fd, struct state_writer *w);
+int cpu_state_save(int kvm_fd, int vcpu_fd, struct state_writer *w);
 /*
  * Reads the section whole and checks it before touching the vCPU: a short, long, damaged
  * section or one of another version is refused with -EINVAL. A section that is sound but
  * that this host cannot take (another TSC rate it cannot scale to, a larger XSAVE area)
  * gives -ENOTSUP; a value KVM refuses, its -errno. One log line in each case.
  */
-int cpu_state_load(int vcpu_fd, struct state_reader *r);
+int cpu_state_load(int kvm_fd, int vcpu_fd, struct state_reader *r);
 
 /*
  * One "KCLK" section: the VM's kvmclock (KVM_GET_CLOCK). Loading sets the clock to the
